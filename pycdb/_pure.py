@@ -1,0 +1,253 @@
+"""The pure-Python backend: the same names and answers as ``_cffi``.
+
+It is also the reference for diagnostics: when the C core reports a
+corrupt file, the cffi backend asks this module to walk the same path
+again and say exactly what is wrong, so both backends raise the same
+message.
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+import sys
+from array import array
+from typing import Iterator
+
+from ._common import as_bytes
+from .errors import CorruptError, TooLargeError
+
+NAME = "pure"
+
+_PAIR = struct.Struct("<II")
+_MASK = 0xFFFFFFFF
+
+if array("I").itemsize == 4:
+    _WORD = "I"
+elif array("L").itemsize == 4:  # pragma: no cover - exotic platforms
+    _WORD = "L"
+else:  # pragma: no cover
+    raise ImportError("pycdb's pure backend needs a 32-bit array type")
+_SWAP = sys.byteorder != "little"
+
+
+def hash(key: bytes) -> int:  # noqa: A001 - the cdb hash, as djb names it
+    """djb's cdb hash: ``h = ((h << 5) + h) ^ c`` from 5381, in 32 bits."""
+    h = 5381
+    if len(key) <= 32:
+        # Masking once at the end gives the same low 32 bits, and short
+        # keys keep the intermediate integers small.
+        for c in key:
+            h = h * 33 ^ c
+        return h & _MASK
+    for c in key:
+        h = (h * 33 ^ c) & _MASK
+    return h
+
+
+class Handle:
+    """Lookups over a mapped file whose header was already checked."""
+
+    __slots__ = ("_buf", "_header", "_eod", "_name")
+
+    def __init__(self, buf: bytes, header: list[tuple[int, int]], eod: int, name: str) -> None:
+        self._buf = buf
+        self._header = header
+        self._eod = eod
+        self._name = name
+
+    def _walk(self, key: bytes) -> Iterator[tuple[int, int]]:
+        """(data position, data length) of each record for key, in the
+        order they were added; raises CorruptError where the walk meets
+        corruption (the same conditions as ``pycdb_findnext`` in C)."""
+        h = hash(key)
+        table = h & 255
+        hpos, hslots = self._header[table]
+        if not hslots:
+            return
+        buf = self._buf
+        eod = self._eod
+        unpack = _PAIR.unpack_from
+        klen = len(key)
+        slot = (h >> 8) % hslots
+        for _ in range(hslots):
+            sh, pos = unpack(buf, hpos + 8 * slot)
+            if not pos:
+                return
+            if sh == h:
+                if pos < 2048 or pos + 8 > eod:
+                    raise CorruptError(
+                        f"{self._name}: corrupt cdb: slot {slot} of hash table {table} points "
+                        f"at offset {pos}, outside the records (2048..{eod})",
+                        offset=hpos + 8 * slot,
+                    )
+                rk, rd = unpack(buf, pos)
+                if pos + 8 + rk + rd > eod:
+                    raise CorruptError(
+                        f"{self._name}: corrupt cdb: the record at offset {pos} (slot {slot} "
+                        f"of hash table {table}) runs past the end of the records at {eod}",
+                        offset=pos,
+                    )
+                if rk == klen and buf[pos + 8 : pos + 8 + klen] == key:
+                    yield pos + 8 + klen, rd
+            slot += 1
+            if slot == hslots:
+                slot = 0
+        raise CorruptError(
+            f"{self._name}: corrupt cdb: hash table {table} (offset {hpos}, {hslots} slots) "
+            "has no empty slot",
+            offset=hpos,
+        )
+
+    def get(self, key: bytes, default: object = None) -> object:
+        # The common path of _walk, inlined (this is the hot call); any
+        # sign of corruption hands over to _walk, which names it.
+        if key.__class__ is not bytes:
+            key = as_bytes(key)
+        h = 5381
+        if len(key) <= 32:
+            for c in key:
+                h = h * 33 ^ c
+            h &= _MASK
+        else:
+            h = hash(key)
+        hpos, hslots = self._header[h & 255]
+        if not hslots:
+            return default
+        buf = self._buf
+        unpack = _PAIR.unpack_from
+        slot = (h >> 8) % hslots
+        klen = len(key)
+        eod = self._eod
+        for _ in range(hslots):
+            sh, pos = unpack(buf, hpos + 8 * slot)
+            if not pos:
+                return default
+            if sh == h:
+                if pos < 2048 or pos + 8 > eod:
+                    break
+                rk, rd = unpack(buf, pos)
+                end = pos + 8 + rk + rd
+                if end > eod:
+                    break
+                if rk == klen and buf[pos + 8 : pos + 8 + klen] == key:
+                    return buf[end - rd : end]
+            slot += 1
+            if slot == hslots:
+                slot = 0
+        for dpos, dlen in self._walk(key):  # raises CorruptError
+            return buf[dpos : dpos + dlen]  # pragma: no cover - _walk agrees with the above
+        return default  # pragma: no cover
+
+    def get_all(self, key: bytes) -> list[bytes]:
+        if key.__class__ is not bytes:
+            key = as_bytes(key)
+        buf = self._buf
+        return [buf[dpos : dpos + dlen] for dpos, dlen in self._walk(key)]
+
+    def count(self) -> int:
+        from ._common import iter_records
+
+        n = 0
+        for _ in iter_records(self._buf, self._eod, self._name):
+            n += 1
+        return n
+
+
+class Maker:
+    """Streams records to ``fd``; keeps two 32-bit words per record, in
+    one array per hash table (no Python object per record)."""
+
+    def __init__(self, fd: int, limit: int) -> None:
+        os.lseek(fd, 2048, os.SEEK_SET)
+        self._fd = fd
+        self._limit = limit
+        self._pos = 2048
+        self._n = 0
+        self._tables = [array(_WORD) for _ in range(256)]
+        self._buf = bytearray()
+        self._broken = False
+
+    @property
+    def count(self) -> int:
+        return self._n
+
+    def _write(self, data: bytes | bytearray) -> None:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(self._fd, view) :]
+
+    def add(self, key: bytes, value: bytes) -> None:
+        if self._broken:
+            raise ValueError("this writer failed earlier; abort it")
+        if key.__class__ is not bytes:
+            key = as_bytes(key)
+        if value.__class__ is not bytes:
+            value = as_bytes(value, "value")
+        klen = len(key)
+        dlen = len(value)
+        pos = self._pos
+        if pos + 8 + klen + dlen + 16 * (self._n + 1) > self._limit:
+            raise TooLargeError(
+                f"a record with a {klen}-byte key and a {dlen}-byte value would take the "
+                "file past the cdb format's 4 GiB limit"
+            )
+        buf = self._buf
+        buf += _PAIR.pack(klen, dlen)
+        buf += key
+        buf += value
+        if len(buf) >= 65536:
+            try:
+                self._write(buf)
+            except BaseException:
+                self._broken = True
+                raise
+            buf.clear()
+        h = hash(key)
+        t = self._tables[h & 255]
+        t.append(h)
+        t.append(pos)
+        self._n += 1
+        self._pos = pos + 8 + klen + dlen
+
+    def finish(self) -> None:
+        if self._broken:
+            raise ValueError("this writer failed earlier; abort it")
+        self._broken = True  # a maker finishes once
+        header = []
+        pos = self._pos
+        out = self._buf
+        for entries in self._tables:
+            slots = len(entries)  # two words per record: 2 slots per record
+            header += (pos, slots)
+            if not slots:
+                continue
+            tab = array(_WORD, bytes(8 * slots))
+            for j in range(0, slots, 2):
+                h = entries[j]
+                where = (h >> 8) % slots
+                while tab[2 * where + 1]:
+                    where += 1
+                    if where == slots:
+                        where = 0
+                tab[2 * where] = h
+                tab[2 * where + 1] = entries[j + 1]
+            if _SWAP:  # pragma: no cover - big-endian hosts
+                tab.byteswap()
+            out += tab.tobytes()
+            pos += 8 * slots
+            if len(out) >= 65536:
+                self._write(out)
+                out.clear()
+        self._tables = []
+        self._write(out)
+        out.clear()
+        head = struct.pack("<512I", *header)
+        done = 0
+        while done < len(head):
+            done += os.pwrite(self._fd, head[done:], done)
+
+    def close(self) -> None:
+        self._tables = []
+        self._buf = bytearray()
+        self._broken = True

@@ -1,0 +1,50 @@
+"""pycdb's exceptions: one base class, one subclass per kind of failure.
+
+Both backends raise exactly these classes, so callers never need to know
+which backend answered.
+"""
+
+from __future__ import annotations
+
+__all__ = ["CorruptError", "Error", "RulesSyntaxError", "TooLargeError"]
+
+
+class Error(Exception):
+    """Base class of every error pycdb raises on purpose."""
+
+
+class CorruptError(Error):
+    """The file is not a sound cdb: a position or length read from it
+    points outside the file or its record area, a hash table has no empty
+    slot, or the records run into the tables.
+
+    ``offset`` is the byte offset the problem was found at, when there is
+    one.
+    """
+
+    def __init__(self, message: str, offset: int | None = None) -> None:
+        super().__init__(message)
+        self.offset = offset
+
+
+class TooLargeError(Error):
+    """Adding a record would take the file past the cdb format's 4 GiB
+    limit (every position in the file must fit in 32 bits)."""
+
+
+class RulesSyntaxError(Error):
+    """A line of tcprules text that tcprules would refuse.
+
+    ``filename`` names the source (``"-"`` for standard input), ``lineno``
+    counts from 1, ``line`` is the offending line as tcprules prints it
+    (trimmed of trailing newline, spaces and tabs), ``reason`` says what
+    was expected where.
+    """
+
+    def __init__(self, filename: str, lineno: int, line: bytes, reason: str) -> None:
+        self.filename = filename
+        self.lineno = lineno
+        self.line = line
+        self.reason = reason
+        shown = line.decode("utf-8", "backslashreplace")
+        super().__init__(f"{filename}:{lineno}: unable to parse this line: {shown}: {reason}")

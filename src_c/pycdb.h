@@ -1,0 +1,97 @@
+/* pycdb.h: the C core's declarations, and nothing else.
+ *
+ * This file is read twice: by the C sources (after <stdint.h> and
+ * <stddef.h>) and by src_c/build_ffi.py, which hands it verbatim to
+ * cffi's cdef().  So: no #include, no include guard, no macros other
+ * than plain integer #defines.
+ *
+ * Conventions (djb / tinycdb idiom): every name is prefixed pycdb_;
+ * functions return 0 or a positive count on success, -1 on a system
+ * error (errno set), and the PYCDB_E* codes below for the rest; every
+ * offset read from a file is checked against the mapping before use.
+ */
+
+/* Return codes shared by the core. */
+#define PYCDB_ECORRUPT -2   /* the file is not a sound cdb */
+#define PYCDB_ETOOBIG -3    /* the record would push the file past its limit */
+#define PYCDB_ENOMEM -4     /* malloc failed */
+
+/* ---- hashing ---------------------------------------------------------- */
+
+/* djb's cdb hash of len bytes at key. */
+uint32_t pycdb_hash(const char *key, size_t len);
+
+/* ---- reading ---------------------------------------------------------- */
+
+/* A read-only view of a whole cdb file.  base/size describe the mapping;
+ * eod is where the records end (the lowest table position), set by the
+ * caller after checking the header.  The struct is never written by the
+ * lookup functions, so one can be shared by any number of threads. */
+typedef struct pycdb_map {
+    const unsigned char *base;
+    uint64_t size;
+    uint32_t eod;
+} pycdb_map;
+
+/* The state of one walk through a key's hash table (cdb_findnext's). */
+typedef struct pycdb_find {
+    uint32_t loop;     /* slots visited so far; 0 before the first call */
+    uint32_t khash;
+    uint32_t hpos;
+    uint32_t hslots;
+    uint32_t kpos;
+    uint32_t dpos;     /* set when pycdb_findnext returns 1 */
+    uint32_t dlen;
+} pycdb_find;
+
+/* Next record whose key is key[0..len): 1 found (f->dpos, f->dlen set),
+ * 0 no more, PYCDB_ECORRUPT for a record outside the record area or a
+ * table walked all the way round without an empty slot.  Zero *f before
+ * the first call. */
+int pycdb_findnext(const pycdb_map *m, pycdb_find *f,
+                   const char *key, size_t len);
+
+/* The first record for key, packed for a single trip from Python:
+ * (dend << 32) | dpos when found (the data is bytes dpos..dend), 0 when
+ * absent, 1 when the walk met corruption.  A found record's dpos is at
+ * least 2056, so the packed value can never be 0 or 1. */
+uint64_t pycdb_get(const pycdb_map *m, const char *key, size_t len);
+
+/* Number of records between byte 2048 and m->eod, or PYCDB_ECORRUPT when
+ * one of them runs past m->eod. */
+int64_t pycdb_count(const pycdb_map *m);
+
+/* ---- writing ---------------------------------------------------------- */
+
+/* Streams records to fd (already positioned anywhere: the maker seeks),
+ * keeping only (hash, position) per record in memory. */
+typedef struct pycdb_maker pycdb_maker;
+
+/* A maker writing to fd.  limit is the largest file size allowed
+ * (0xffffffff for the cdb format; lower only in tests).  NULL when out of
+ * memory, or with errno set when the seek to byte 2048 fails. */
+pycdb_maker *pycdb_maker_new(int fd, uint64_t limit);
+
+/* Append one record.  0 ok; PYCDB_ETOOBIG (nothing written) when the
+ * finished file would exceed the limit; PYCDB_ENOMEM; -1 write error. */
+int pycdb_maker_add(pycdb_maker *mk, const char *key, size_t klen,
+                    const char *data, size_t dlen);
+
+/* Number of records added so far. */
+uint64_t pycdb_maker_count(const pycdb_maker *mk);
+
+/* Write the hash tables and the header.  0 ok; PYCDB_ENOMEM; -1 write
+ * error.  The maker must not be added to afterwards. */
+int pycdb_maker_finish(pycdb_maker *mk);
+
+/* Release the maker (does not close fd). */
+void pycdb_maker_free(pycdb_maker *mk);
+
+/* ---- rules: parsing (rules_parse.c) ---------------------------------- */
+
+/* ---- rules: tcpserver's lookup order (rules_check.c) ----------------- */
+
+/* ---- build ------------------------------------------------------------ */
+
+/* The package version the extension was built from (checked at import). */
+const char *pycdb_version(void);

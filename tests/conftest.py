@@ -1,0 +1,45 @@
+"""Shared fixtures: every test runs once per backend.
+
+When CI is set, or PYCDB_REQUIRE_CFFI=1, a missing cffi backend fails the
+run instead of skipping its half.  The installed package is what is
+tested: pytest runs with ``--import-mode=importlib`` and only tests/ on
+sys.path, so an unbuilt source tree can never stand in for it.
+"""
+
+from __future__ import annotations
+
+from typing import Iterator
+
+import pytest
+from helpers import SLOW, STRICT
+from hypothesis import HealthCheck, settings
+
+from pycdb import _backend
+
+_COMMON = dict(
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
+settings.register_profile("default", max_examples=60, **_COMMON)
+settings.register_profile("slow", max_examples=1000, **_COMMON)
+settings.load_profile("slow" if SLOW else "default")
+
+
+def _cffi_problem() -> str | None:
+    if "cffi" in _backend.available():
+        return None
+    return _backend._errors.get("cffi", "the cffi backend did not import")
+
+
+@pytest.fixture(params=list(_backend.NAMES), autouse=True)
+def backend(request: pytest.FixtureRequest) -> Iterator[str]:
+    """Run the test with each backend active in turn."""
+    name = request.param
+    if name == "cffi":
+        problem = _cffi_problem()
+        if problem:
+            if STRICT:
+                pytest.fail(f"CI expects the cffi backend, but it is not loaded: {problem}")
+            pytest.skip(f"cffi backend unavailable: {problem}")
+    with _backend.use(name):
+        yield name
