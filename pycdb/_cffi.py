@@ -42,11 +42,12 @@ NAME = "cffi"
 _ECORRUPT = lib.PYCDB_ECORRUPT
 _ETOOBIG = lib.PYCDB_ETOOBIG
 _ENOMEM = lib.PYCDB_ENOMEM
+_EDONE = lib.PYCDB_EDONE
 _get = fast.pycdb_get
 _findnext = fast.pycdb_findnext
 _count = fast.pycdb_count
 _hash = fast.pycdb_hash
-_add = lib.pycdb_maker_add
+_add = fast.pycdb_maker_add
 
 
 def hash(key: bytes) -> int:  # noqa: A001 - the cdb hash, as djb names it
@@ -118,55 +119,66 @@ class Handle:
 
 
 class Maker:
-    """Streams records to ``fd`` through the C writer."""
+    """Streams records to ``fd`` through the C writer.
+
+    ``add`` is a closure over the C maker and calls the GIL-keeping build
+    (a record costs well under a microsecond; releasing the GIL for it
+    would cost more than the work).  ``finish`` sorts and writes the
+    tables with the GIL released.  The C struct refuses use after
+    finish/close/failure (PYCDB_EDONE) and is freed only when this object
+    goes away, so a stale ``add`` can never reach freed memory.
+    """
 
     def __init__(self, fd: int, limit: int) -> None:
-        mk = lib.pycdb_maker_new(fd, limit)
-        if mk == ffi.NULL:
-            err = ffi.errno
+        mk = fast.pycdb_maker_new(fd, limit)
+        if mk == fast_ffi.NULL:
+            err = fast_ffi.errno
             if err:
                 raise OSError(err, os.strerror(err))
             raise MemoryError("pycdb: out of memory")
-        self._mk: Any = ffi.gc(mk, lib.pycdb_maker_free)
-        self._broken = False
+        mk = fast_ffi.gc(mk, fast.pycdb_maker_free)
+        self._mk = mk
+        # The same struct, typed for the GIL-releasing module.
+        self._mk_io = ffi.cast("pycdb_maker *", int(fast_ffi.cast("uintptr_t", mk)))
+        self.add = self._adder(mk)
+
+    @staticmethod
+    def _adder(mk: Any) -> Any:
+        def add(key: bytes, value: bytes) -> None:
+            try:
+                r = _add(mk, key, len(key), value, len(value))
+            except TypeError:
+                key = as_bytes(key)
+                value = as_bytes(value, "value")
+                r = _add(mk, key, len(key), value, len(value))
+            if r:
+                _fail(r, fast_ffi.errno, len(key), len(value))
+
+        return add
 
     @property
     def count(self) -> int:
-        return int(lib.pycdb_maker_count(self._mk)) if self._mk is not None else 0
-
-    def _fail(self, r: int, klen: int, dlen: int) -> None:
-        if r == _ETOOBIG:
-            raise TooLargeError(
-                f"a record with a {klen}-byte key and a {dlen}-byte value would take the "
-                "file past the cdb format's 4 GiB limit"
-            )
-        self._broken = True
-        if r == _ENOMEM:
-            raise MemoryError("pycdb: out of memory")
-        err = ffi.errno or errno.EIO
-        raise OSError(err, os.strerror(err))
-
-    def add(self, key: bytes, value: bytes) -> None:
-        if self._broken or self._mk is None:
-            raise ValueError("this writer failed earlier or is closed; abort it")
-        try:
-            r = _add(self._mk, key, len(key), value, len(value))
-        except TypeError:
-            key = as_bytes(key)
-            value = as_bytes(value, "value")
-            r = _add(self._mk, key, len(key), value, len(value))
-        if r:
-            self._fail(r, len(key), len(value))
+        return int(fast.pycdb_maker_count(self._mk))
 
     def finish(self) -> None:
-        if self._broken or self._mk is None:
-            raise ValueError("this writer failed earlier or is closed; abort it")
-        self._broken = True  # a maker finishes once
-        r = lib.pycdb_maker_finish(self._mk)
+        r = lib.pycdb_maker_finish(self._mk_io)
         if r:
-            self._fail(r, 0, 0)
+            _fail(r, ffi.errno, 0, 0)
 
     def close(self) -> None:
-        if self._mk is not None:
-            ffi.release(self._mk)
-            self._mk = None
+        fast.pycdb_maker_close(self._mk)
+
+
+def _fail(r: int, err: int, klen: int, dlen: int) -> None:
+    """Raise the exception for a maker's return code ``r``."""
+    if r == _ETOOBIG:
+        raise TooLargeError(
+            f"a record with a {klen}-byte key and a {dlen}-byte value would take the "
+            "file past the cdb format's 4 GiB limit"
+        )
+    if r == _EDONE:
+        raise ValueError("this cdb writer was finished, failed earlier, or is closed")
+    if r == _ENOMEM:
+        raise MemoryError("pycdb: out of memory")
+    err = err or errno.EIO
+    raise OSError(err, os.strerror(err))

@@ -179,7 +179,7 @@ class Maker:
 
     def add(self, key: bytes, value: bytes) -> None:
         if self._broken:
-            raise ValueError("this writer failed earlier; abort it")
+            raise ValueError("this cdb writer was finished, failed earlier, or is closed")
         if key.__class__ is not bytes:
             key = as_bytes(key)
         if value.__class__ is not bytes:
@@ -212,7 +212,7 @@ class Maker:
 
     def finish(self) -> None:
         if self._broken:
-            raise ValueError("this writer failed earlier; abort it")
+            raise ValueError("this cdb writer was finished, failed earlier, or is closed")
         self._broken = True  # a maker finishes once
         header = []
         pos = self._pos

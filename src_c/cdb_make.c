@@ -31,6 +31,7 @@ struct pycdb_maker {
     uint64_t pos;       /* end of the records written so far */
     uint64_t n;         /* records */
     block *first, *last;
+    int done;           /* finished, closed, or failed: refuse everything */
     size_t blen;
     unsigned char buf[BUFSZ];
 };
@@ -102,6 +103,7 @@ pycdb_maker *pycdb_maker_new(int fd, uint64_t limit)
     mk->pos = 2048;
     mk->n = 0;
     mk->first = mk->last = NULL;
+    mk->done = 0;
     mk->blen = 0;
     return mk;
 }
@@ -112,6 +114,8 @@ int pycdb_maker_add(pycdb_maker *mk, const char *key, size_t klen,
     unsigned char head[8];
     block *b;
 
+    if (mk->done)
+        return PYCDB_EDONE;
     /* The finished file holds the records, 8 + klen + dlen bytes each,
      * and two 8-byte slots per record: it must fit in mk->limit.  Each
      * term is bounded before the sum so nothing can wrap. */
@@ -136,8 +140,10 @@ int pycdb_maker_add(pycdb_maker *mk, const char *key, size_t klen,
     pack(head, (uint32_t)klen);
     pack(head + 4, (uint32_t)dlen);
     if (put(mk, head, 8) == -1 || put(mk, (const unsigned char *)key, klen) == -1
-        || put(mk, (const unsigned char *)data, dlen) == -1)
+        || put(mk, (const unsigned char *)data, dlen) == -1) {
+        mk->done = 1;
         return -1;
+    }
     b->e[b->n].h = pycdb_hash(key, klen);
     b->e[b->n].p = (uint32_t)mk->pos;
     b->n += 1;
@@ -174,6 +180,9 @@ int pycdb_maker_finish(pycdb_maker *mk)
     int t;
     size_t k;
 
+    if (mk->done)
+        return PYCDB_EDONE;
+    mk->done = 1;
     memset(count, 0, sizeof count);
     for (b = mk->first; b; b = b->next)
         for (k = 0; k < b->n; ++k)
@@ -253,6 +262,12 @@ fail:
     free(split);
     free(table);
     return -1;
+}
+
+void pycdb_maker_close(pycdb_maker *mk)
+{
+    mk->done = 1;
+    free_blocks(mk);
 }
 
 void pycdb_maker_free(pycdb_maker *mk)

@@ -15,6 +15,7 @@
 #define PYCDB_ECORRUPT -2   /* the file is not a sound cdb */
 #define PYCDB_ETOOBIG -3    /* the record would push the file past its limit */
 #define PYCDB_ENOMEM -4     /* malloc failed */
+#define PYCDB_EDONE -5      /* the maker was finished, failed or closed */
 
 /* ---- hashing ---------------------------------------------------------- */
 
@@ -73,7 +74,10 @@ typedef struct pycdb_maker pycdb_maker;
 pycdb_maker *pycdb_maker_new(int fd, uint64_t limit);
 
 /* Append one record.  0 ok; PYCDB_ETOOBIG (nothing written) when the
- * finished file would exceed the limit; PYCDB_ENOMEM; -1 write error. */
+ * finished file would exceed the limit; PYCDB_ENOMEM; -1 write error;
+ * PYCDB_EDONE after finish, close, or an earlier write error (a failed
+ * write may leave a partial record in the file, so the maker refuses
+ * everything afterwards). */
 int pycdb_maker_add(pycdb_maker *mk, const char *key, size_t klen,
                     const char *data, size_t dlen);
 
@@ -81,8 +85,14 @@ int pycdb_maker_add(pycdb_maker *mk, const char *key, size_t klen,
 uint64_t pycdb_maker_count(const pycdb_maker *mk);
 
 /* Write the hash tables and the header.  0 ok; PYCDB_ENOMEM; -1 write
- * error.  The maker must not be added to afterwards. */
+ * error; PYCDB_EDONE when already finished, failed or closed.  Adding
+ * afterwards returns PYCDB_EDONE. */
 int pycdb_maker_finish(pycdb_maker *mk);
+
+/* Drop the records' bookkeeping and refuse further use (PYCDB_EDONE);
+ * the struct itself stays valid until pycdb_maker_free, so a stale
+ * reference from Python can never touch freed memory. */
+void pycdb_maker_close(pycdb_maker *mk);
 
 /* Release the maker (does not close fd). */
 void pycdb_maker_free(pycdb_maker *mk);
