@@ -48,8 +48,9 @@ def summary(terminalreporter: Any) -> None:
     for group in sorted(_RESULTS):
         rows = _RESULTS[group]
         unit = "MB" if group.endswith("rss") else "s"
-        ref_name = next((r for r in REFERENCE.get(group, REFERENCE["default"]).split(",")
-                         if r in rows), None)
+        ref_name = next(
+            (r for r in REFERENCE.get(group, REFERENCE["default"]).split(",") if r in rows), None
+        )
         tr.write_line(f"\n{group}  (reference: {ref_name or '-'})")
         for name, value in sorted(rows.items(), key=lambda kv: kv[1]):
             ratio = f"{value / rows[ref_name]:6.2f}x" if ref_name else ""

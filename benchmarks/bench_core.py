@@ -55,8 +55,9 @@ class Data:
             f.write(b"\n")
         self.path = directory / "ref.cdb"
         with open(self.records, "rb") as f:
-            subprocess.run(["cdbmake", str(self.path), str(self.path) + ".tmp"], stdin=f,
-                           check=True)
+            subprocess.run(
+                ["cdbmake", str(self.path), str(self.path) + ".tmp"], stdin=f, check=True
+            )
 
 
 @pytest.fixture(scope="session")
@@ -134,8 +135,12 @@ def test_build_peak_rss(data: Data, impl: str) -> None:
     script = str(Path(__file__).with_name("_rss.py"))
 
     def rss(task: str) -> float:
-        out = subprocess.run([sys.executable, script, task, impl, str(N), str(data.dir)],
-                             capture_output=True, text=True, check=True)
+        out = subprocess.run(
+            [sys.executable, script, task, impl, str(N), str(data.dir)],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
         return float(out.stdout.strip())
 
     peak = rss("build")

@@ -9,9 +9,10 @@ under both.
 from __future__ import annotations
 
 import contextlib
+import importlib
 import os
+from collections.abc import Iterator
 from types import ModuleType
-from typing import Iterator
 
 NAMES = ("cffi", "pure")
 
@@ -25,11 +26,7 @@ def load(name: str) -> ModuleType:
     if name not in NAMES:
         raise ImportError(f"PYCDB_BACKEND must be one of {', '.join(NAMES)}, not {name!r}")
     if name not in _loaded:
-        if name == "cffi":
-            from . import _cffi as module
-        else:
-            from . import _pure as module
-        _loaded[name] = module
+        _loaded[name] = importlib.import_module(f"{__package__}._{name}")
     return _loaded[name]
 
 

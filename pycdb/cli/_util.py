@@ -3,6 +3,7 @@ output written the way djb's buffer library writes it."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 from typing import BinaryIO
@@ -81,7 +82,5 @@ class DjbOutput:
 
 
 def remove_quietly(path: str) -> None:
-    try:
+    with contextlib.suppress(OSError):
         os.unlink(path)
-    except OSError:
-        pass
