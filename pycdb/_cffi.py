@@ -8,7 +8,9 @@ and nowhere else.
 from __future__ import annotations
 
 import errno
+import functools
 import os
+from collections.abc import Callable
 from typing import Any
 
 from ._common import as_bytes
@@ -182,3 +184,41 @@ def _fail(r: int, err: int, klen: int, dlen: int) -> None:
         raise MemoryError("pycdb: out of memory")
     err = err or errno.EIO
     raise OSError(err, os.strerror(err))
+
+
+# ---- rules: tcpserver's lookup order ----------------------------------
+#
+# One C call walks the whole key sequence (pycdb_rules_find) and returns
+# the deciding record's position; pycdb.rules.check reads the key and
+# data from the mapping there.  The finder is the C function itself with
+# the map bound (no Python frame of its own), so the caller passes
+# RULES_NONE for an unknown host or info and hands a negative result to
+# rules_error, which turns the C code into the exception.
+
+#: Stands for "not known" (no host, no info) in a finder's arguments.
+RULES_NONE = fast_ffi.NULL
+
+
+def rules_finder(handle: Handle) -> Callable[[bytes, Any, Any], int]:
+    """``find(ip, host, info)``: tcpserver's rules check on ``handle``'s
+    file, ``host``/``info`` being bytes or RULES_NONE, none holding a NUL
+    (C strings, as tcpserver has them).  Returns the position of the
+    deciding record (>= 2048: its header, key and data lie inside the
+    record area), 0 when no key has one, or a negative code for
+    ``rules_error``.  Valid while ``handle`` lives: the caller keeps it."""
+    return functools.partial(fast.pycdb_rules_find, handle._m)
+
+
+def rules_error(handle: Handle, r: int, ip: bytes, host: Any, info: Any) -> Exception:
+    """The exception for a finder's negative result ``r``."""
+    if r == _ENOMEM:
+        return MemoryError("pycdb: out of memory")
+    # The C walk met corruption; the pure walk over the same keys names it.
+    twin = _pure.Handle(handle._buf, handle._header, handle._eod, handle._name)
+    try:
+        _pure.rules_find(
+            twin, ip, None if host is RULES_NONE else host, None if info is RULES_NONE else info
+        )
+    except CorruptError as exc:
+        return exc
+    return CorruptError(f"{handle._name}: corrupt cdb (found by the C core)")  # pragma: no cover

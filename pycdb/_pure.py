@@ -8,11 +8,13 @@ message.
 
 from __future__ import annotations
 
+import functools
 import os
 import struct
 import sys
 from array import array
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 from ._common import as_bytes
 from .errors import CorruptError, TooLargeError
@@ -251,3 +253,97 @@ class Maker:
         self._tables = []
         self._buf = bytearray()
         self._broken = True
+
+
+# ---- rules: tcpserver's lookup order ----------------------------------
+
+
+def rules_keys(ip: bytes, host: bytes | None, info: bytes | None) -> Iterator[bytes]:
+    """The keys tcpserver tries, in its order (ucspi-tcp's rules());
+    ``host``/``info`` are None when not known.  A key may come twice (an
+    ip ending in '.', a host starting with one): tcpserver asks again,
+    and so does this."""
+    if info is not None:
+        yield info + b"@" + ip
+        if host is not None:
+            yield info + b"@=" + host
+    yield ip
+    if host is not None:
+        yield b"=" + host
+    i = len(ip)
+    while i > 0:
+        i = ip.rfind(b".", 0, i)
+        if i < 0:
+            break
+        yield ip[: i + 1]
+    if host is not None:
+        i = host.find(b".")
+        while i >= 0:
+            yield b"=" + host[i:]
+            i = host.find(b".", i + 1)
+        yield b"="
+    yield b""
+
+
+def _first(handle: Handle, key: bytes) -> int:
+    """The position of the first record for ``key`` (its header), or 0.
+    Handle.get's loop, returning where the record is instead of its data;
+    any sign of corruption hands over to Handle._walk, which names it."""
+    if len(key) <= 32:
+        h = 5381
+        for c in key:
+            h = h * 33 ^ c
+        h &= _MASK
+    else:
+        h = hash(key)
+    hpos, hslots = handle._header[h & 255]
+    if not hslots:
+        return 0
+    buf = handle._buf
+    unpack = _PAIR.unpack_from
+    slot = (h >> 8) % hslots
+    klen = len(key)
+    eod = handle._eod
+    for _ in range(hslots):
+        sh, pos = unpack(buf, hpos + 8 * slot)
+        if not pos:
+            return 0
+        if sh == h:
+            if pos < 2048 or pos + 8 > eod:
+                break
+            rk, rd = unpack(buf, pos)
+            if pos + 8 + rk + rd > eod:
+                break
+            if rk == klen and buf[pos + 8 : pos + 8 + klen] == key:
+                return int(pos)
+        slot += 1
+        if slot == hslots:
+            slot = 0
+    for dpos, _dlen in handle._walk(key):  # raises CorruptError
+        return dpos - 8 - klen  # pragma: no cover - _walk agrees with the above
+    return 0  # pragma: no cover
+
+
+#: Stands for "not known" (no host, no info) in a finder's arguments.
+RULES_NONE = None
+
+
+def rules_find(handle: Handle, ip: bytes, host: bytes | None, info: bytes | None) -> int:
+    """tcpserver's rules check on ``handle``'s file: the position of the
+    deciding record, or 0 when no key has one; raises CorruptError."""
+    for key in rules_keys(ip, host, info):
+        pos = _first(handle, key)
+        if pos:
+            return pos
+    return 0
+
+
+def rules_finder(handle: Handle) -> Callable[[bytes, Any, Any], int]:
+    """``find(ip, host, info)``, as ``_cffi.rules_finder``; it raises
+    CorruptError itself, so it never returns a negative code."""
+    return functools.partial(rules_find, handle)
+
+
+def rules_error(handle: Handle, r: int, ip: bytes, host: Any, info: Any) -> Exception:
+    """The twin of ``_cffi.rules_error``; the pure finder never needs it."""
+    return AssertionError(f"pycdb: unexpected rules_find result {r}")  # pragma: no cover

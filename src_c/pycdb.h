@@ -101,6 +101,21 @@ void pycdb_maker_free(pycdb_maker *mk);
 
 /* ---- rules: tcpserver's lookup order (rules_check.c) ----------------- */
 
+/* tcpserver's rules check (ucspi-tcp's rules()), whole, in one call:
+ * try the keys made from the remote ip, host and info in tcpserver's
+ * order (info@ip, info@=host, ip, =host, the ip cut after each '.'
+ * longest first, = plus each host suffix starting at '.' longest first,
+ * =, the empty key) and stop at the first key that has a record.  The
+ * arguments are C strings, as tcpserver passes them (so none can hold a
+ * NUL); host and info are NULL when not known, "" when known and empty.
+ * Returns the position of the deciding (first) record for that key,
+ * >= 2048, its klen, dlen, key and data checked to lie inside m->eod;
+ * 0 when no key has a record (the default); PYCDB_ECORRUPT when a walk
+ * met corruption; PYCDB_ENOMEM.  One return value, so a check is one
+ * call and no output struct; reads *m only, so it is thread-safe. */
+int64_t pycdb_rules_find(const pycdb_map *m, const char *ip,
+                         const char *host, const char *info);
+
 /* ---- build ------------------------------------------------------------ */
 
 /* The package version the extension was built from (checked at import). */

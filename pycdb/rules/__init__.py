@@ -7,3 +7,7 @@ Planned modules (each owned by one piece of work):
 * ``check``  - ``RuleSet``: tcpserver's key order over a rules cdb
 * ``validate``, ``lint``, ``decompile`` - inspecting existing databases
 """
+
+# ---- check: tcpserver's decision for a connection ---------------------
+from .check import Decision as Decision
+from .check import RuleSet as RuleSet

@@ -1,0 +1,156 @@
+"""``pycdb check RULES.cdb``: tcprulescheck, and a little more.
+
+Without options it is a drop-in for ucspi-tcp's ``tcprulescheck``: the
+connection comes from ``TCPREMOTEIP`` (default ``0.0.0.0``),
+``TCPREMOTEHOST`` and ``TCPREMOTEINFO`` (set but empty counts as given),
+and the output is tcprulescheck's, byte for byte: ``rule KEY:``, then one
+line per item up to the first ``D`` item (``deny connection``, the last
+line) or ``set environment variable NAME=VALUE`` for a ``+`` item (the
+item as it stands, ``=`` or not), then ``allow connection``; or
+``default:`` and ``allow connection`` when no key matched.  Exit 0; 111
+with ``pycdb: fatal: unable to read FILE: ...`` when the file cannot be
+read or is corrupt (tcprulescheck says ``tcprulescheck: fatal: ...``,
+with djb's wording of the error); 100 for bad usage.
+
+``--ip``, ``--host``, ``--info`` give the connection on the command line
+instead (each overrides its variable; an empty value is a value).
+``--json`` prints tcpserver's decision as one JSON object instead:
+``rule`` (the key, or null for the default), ``allowed``, ``env`` (what
+tcpserver would set: a ``+NAME`` item without ``=`` sets nothing, and
+items after a ``D`` still count), ``data`` (the raw record).  Text in
+``rule`` and ``env`` is the key's and the values' bytes as UTF-8, a byte
+that is not UTF-8 appearing as a lone surrogate U+DC80..U+DCFF (Python's
+``surrogateescape``: ``.encode("utf-8", "surrogateescape")`` gives the
+bytes back); ``data`` has one character per byte, U+0000..U+00FF
+(``.encode("latin-1")`` gives the bytes back).
+
+Deliberate differences: a second operand is a usage error (tcprulescheck
+ignores it, which would silently check the wrong connection for
+``pycdb check rules.cdb 1.2.3.4``); an error writing standard output is
+reported (exit 111) where tcprulescheck ignores it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+from ..errors import CorruptError, Error
+from ..rules.check import Decision, RuleSet
+from ._util import DjbOutput, Fatal, stdout, usage
+
+USAGE = "pycdb check RULES.cdb [--ip IP] [--host HOST] [--info INFO] [--json]"
+
+HELP = f"""usage: {USAGE}
+
+Print the decision tcpserver -x RULES.cdb makes for a connection, as
+tcprulescheck does.  The connection is TCPREMOTEIP (default 0.0.0.0),
+TCPREMOTEHOST and TCPREMOTEINFO from the environment, or:
+
+  --ip IP        the remote address (overrides TCPREMOTEIP)
+  --host HOST    the remote host name (overrides TCPREMOTEHOST)
+  --info INFO    the remote ident answer (overrides TCPREMOTEINFO)
+  --json         print tcpserver's decision as JSON: rule, allowed, env, data
+  --             end of options (for a file name starting with -)
+
+Exit 0; 111 when RULES.cdb cannot be read; 100 for bad usage.
+"""
+
+_VALUED = ("ip", "host", "info")
+
+
+def tcprulescheck_text(decision: Decision) -> bytes:
+    """tcprulescheck's output for ``decision``: it stops at the first
+    ``D`` item and shows every ``+`` item as it stands."""
+    key = decision.key
+    if key is None:
+        return b"default:\nallow connection\n"
+    lines = [b"rule ", key, b":\n"]
+    items = decision.data.split(b"\0")
+    items.pop()  # bytes after the last NUL are not an item
+    for item in items:
+        kind = item[:1]
+        if kind == b"D":
+            lines.append(b"deny connection\n")
+            return b"".join(lines)
+        if kind == b"+":
+            lines += (b"set environment variable ", item[1:], b"\n")
+    lines.append(b"allow connection\n")
+    return b"".join(lines)
+
+
+def json_text(decision: Decision) -> bytes:
+    """The decision as one JSON object (see the module docstring for the
+    text encodings)."""
+    obj = {
+        "rule": decision.rule,
+        "allowed": decision.allowed,
+        "env": decision.env,
+        "data": decision.data.decode("latin-1"),
+    }
+    return json.dumps(obj, ensure_ascii=True).encode("ascii") + b"\n"
+
+
+def _parse(args: list[str]) -> tuple[str, dict[str, bytes], bool] | None:
+    """(file, given connection values, json); None when help was asked."""
+    values: dict[str, bytes] = {}
+    operands: list[str] = []
+    as_json = False
+    i = 0
+    while i < len(args):
+        arg = args[i]
+        i += 1
+        if arg == "--":
+            operands += args[i:]
+            break
+        if arg in ("-h", "--help"):
+            return None
+        if arg.startswith("--"):
+            name, eq, value = arg[2:].partition("=")
+            if name in _VALUED:
+                if not eq:
+                    if i == len(args):
+                        raise usage(f"{USAGE} (--{name} needs a value)")
+                    value = args[i]
+                    i += 1
+                values[name] = os.fsencode(value)
+                continue
+            if name == "json" and not eq:
+                as_json = True
+                continue
+            raise usage(f"{USAGE} (unknown option {arg})")
+        if arg.startswith("-") and arg != "-":
+            raise usage(f"{USAGE} (unknown option {arg})")
+        operands.append(arg)
+    if len(operands) != 1:
+        raise usage(USAGE)
+    return operands[0], values, as_json
+
+
+def main(command: str, args: list[str]) -> int:
+    parsed = _parse(args)
+    if parsed is None:
+        stdout().write(HELP.encode())
+        stdout().flush()
+        return 0
+    path, values, as_json = parsed
+    environ = os.environb
+    ip = values.get("ip", environ.get(b"TCPREMOTEIP", b"0.0.0.0"))
+    host = values["host"] if "host" in values else environ.get(b"TCPREMOTEHOST")
+    info = values["info"] if "info" in values else environ.get(b"TCPREMOTEINFO")
+    try:
+        # tcprulescheck opens the file once: no reloading needed.
+        with RuleSet(path, reload_interval=float("inf")) as rules:
+            decision = rules.check(ip, host, info)
+    except CorruptError as exc:
+        detail = str(exc)
+        prefix = f"{path}: "
+        if detail.startswith(prefix):
+            detail = detail[len(prefix) :]
+        raise Fatal(111, f"unable to read {path}: {detail}") from None
+    except Error as exc:  # unreadable: the message names the file
+        raise Fatal(111, str(exc)) from None
+    out = DjbOutput()
+    out.put(json_text(decision) if as_json else tcprulescheck_text(decision))
+    out.flush()
+    return 0

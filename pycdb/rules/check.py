@@ -1,0 +1,351 @@
+"""tcpserver's rules check, from Python: :class:`RuleSet` and :class:`Decision`.
+
+``RuleSet(path).check(ip, host, info)`` answers what ``tcpserver -x path``
+would do with a connection: the same keys in the same order (ucspi-tcp's
+``rules()``), the first record of the first key that exists, and that
+record's data read the way tcpserver's ``found()`` reads it.
+
+Text.  tcpserver works on bytes.  ``ip``, ``host`` and ``info`` may be
+``bytes`` (used as they are) or ``str`` (encoded as UTF-8 with
+``surrogateescape``, the way Python itself maps environment variables and
+file names to bytes on POSIX).  ``Decision.rule`` and ``Decision.env`` are
+decoded the same way, so every byte of the file survives the round trip:
+``rule.encode("utf-8", "surrogateescape")`` is the key, byte for byte.
+``Decision.data`` and ``Decision.key`` stay bytes.  A NUL inside an
+argument is a ValueError: tcpserver gets these values as C strings, so no
+connection can carry one.
+
+Reloading.  The database is held as one immutable snapshot (the mapping,
+the backend's lookup over it, and the identity of the file it came
+from).  A check takes a reference to the current snapshot and uses only
+that, so it sees the old file or the new one, never a mix; every
+``reload_interval`` seconds at most, a check first re-examines the path
+and, if the file there is a different one, swaps in a new snapshot.
+Replacing the snapshot is one attribute store, so no check ever waits on
+a lock; the old mapping is unmapped when the last check using it
+returns.  Writers must replace the file by rename (as ``tcprules``,
+``pycdb make`` and :class:`pycdb.Writer` do); a file rewritten in place is
+outside the cdb contract for every reader.
+"""
+
+from __future__ import annotations
+
+import functools
+import mmap
+import os
+import struct
+import time
+from typing import Any, Callable, NamedTuple
+
+from .. import _backend
+from .._common import parse_header
+from ..errors import CorruptError, Error
+
+__all__ = ["Decision", "RuleSet"]
+
+_ENCODING = "utf-8"
+_ERRORS = "surrogateescape"
+_pair = struct.Struct("<II").unpack_from
+_monotonic = time.monotonic
+
+_Find = Callable[[bytes, Any, Any], int]
+#: What identifies the file behind the path: a rename changes the inode,
+#: and size and times catch the rest (a file copied over in place).
+_Ident = tuple[int, int, int, int, int]
+_UNKNOWN: _Ident = (-1, -1, -1, -1, -1)
+
+
+class Decision(NamedTuple):
+    """tcpserver's decision for one connection: the named pair ``(key,
+    data)``, immutable.
+
+    ``key`` is the deciding key as bytes (None when no key matched: the
+    default, which allows with no environment; ``rule`` is the same as
+    text); ``data`` is its first record's data (``b""`` for the default).
+
+    ``allowed`` and ``env`` read ``data`` as tcpserver's ``found()``
+    does: items end at a NUL (bytes after the last NUL are ignored); an
+    item starting with ``D`` denies, wherever it stands; an item
+    ``+NAME=VALUE`` (split at the first ``=``) sets NAME, a later one for
+    the same NAME replacing the earlier, and ``env`` lists the names in
+    the order their winning items came; every other item, ``+NAME``
+    without ``=`` included, is ignored.  ``env`` also holds what a
+    denying record sets, as tcpserver sets it before it drops the
+    connection.  Both are worked out on each access (``env`` is a new
+    dict every time).
+    """
+
+    key: bytes | None
+    data: bytes
+
+    @property
+    def rule(self) -> str | None:
+        """The deciding key (UTF-8, surrogateescape), or None."""
+        key = self.key
+        return None if key is None else key.decode(_ENCODING, _ERRORS)
+
+    @property
+    def allowed(self) -> bool:
+        """False when an item of the data starts with ``D``."""
+        data = self.data
+        if data[:1] == b"D":
+            start = 0
+        else:
+            start = data.find(b"\0D") + 1
+            if not start:
+                return True
+        # That item counts only if a NUL ends it; if this one is not
+        # ended, no later item exists at all.
+        return data.find(b"\0", start + 1) < 0
+
+    @property
+    def env(self) -> dict[str, str]:
+        """The environment variables the record sets, as tcpserver would."""
+        env: dict[str, str] = {}
+        items = self.data.split(b"\0")
+        items.pop()  # not ended by a NUL: not an item
+        for item in items:
+            if item[:1] == b"+":
+                name, eq, value = item[1:].partition(b"=")
+                if eq:
+                    text = name.decode(_ENCODING, _ERRORS)
+                    env.pop(text, None)
+                    env[text] = value.decode(_ENCODING, _ERRORS)
+        return env
+
+    def __repr__(self) -> str:
+        return f"Decision(rule={self.rule!r}, allowed={self.allowed!r}, env={self.env!r})"
+
+
+#: No key matched.
+DEFAULT = Decision(None, b"")
+_new = tuple.__new__
+
+
+def _arg(value: object, what: str) -> bytes:
+    if isinstance(value, str):
+        raw = value.encode(_ENCODING, _ERRORS)
+    elif isinstance(value, bytes):
+        raw = value
+    elif isinstance(value, (bytearray, memoryview)):
+        raw = bytes(value)
+    else:
+        raise TypeError(f"{what} must be str or bytes, not {type(value).__name__}")
+    if 0 in raw:
+        raise ValueError(f"{what} contains a NUL byte, which no connection can carry")
+    return raw
+
+
+class _Snapshot:
+    """One version of the database, never changed once made: the
+    backend's finder over the mapping (with what it takes for "not known"
+    and how it reports a negative result), the mapping, the handle that
+    keeps the finder's view of it valid, and the identity of the file."""
+
+    __slots__ = ("find", "none", "error", "buf", "handle", "ident")
+
+    def __init__(
+        self,
+        find: _Find,
+        ident: _Ident | None,
+        buf: object = b"",
+        handle: object = None,
+        none: object = None,
+        error: Callable[..., Exception] | None = None,
+    ) -> None:
+        self.find = find
+        self.none = none
+        self.error = error
+        self.buf = buf
+        self.handle = handle
+        self.ident = ident
+
+
+def _no_rules(ip: bytes, host: object, info: object) -> int:
+    return 0
+
+
+def _failing(exc: Error) -> _Find:
+    """A find that raises (a fresh copy of) ``exc`` on every check: the
+    file at the path cannot be used, and each check should say so, as each
+    of tcpserver's connections would."""
+    message = str(exc)
+    offset = getattr(exc, "offset", None)
+    cause = exc.__cause__
+
+    def find(ip: bytes, host: object, info: object) -> int:
+        if isinstance(exc, CorruptError):
+            raise CorruptError(message, offset)
+        raise type(exc)(message) from cause
+
+    return find
+
+
+def _closed(ip: bytes, host: object, info: object) -> int:
+    raise ValueError("check on a closed RuleSet")
+
+
+def _ident(st: os.stat_result) -> _Ident:
+    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+
+
+def _unreadable(name: str, exc: OSError) -> Error:
+    text = exc.strerror or str(exc)
+    error = Error(f"unable to read {name}: {text[:1].lower()}{text[1:]}")
+    error.__cause__ = exc
+    return error
+
+
+class RuleSet:
+    """A rules cdb, checked the way tcpserver checks it.
+
+    ``reload_interval`` is how often, at most, the path is re-examined
+    for a new file (seconds; 0 re-examines on every check, like tcpserver,
+    which opens the file for each connection).  A missing file raises
+    :class:`pycdb.Error`, at construction and on the checks after it
+    disappears; with ``allow_missing=True`` it allows every connection
+    instead (``tcpserver -X``), and a file that appears later is used.
+    A file that cannot be read or is corrupt raises (``pycdb.Error``,
+    :class:`pycdb.CorruptError`) at construction, and on every check
+    while it stays in place.
+
+    The backend (``pycdb.BACKEND``) is the one active at construction,
+    and is kept across reloads.  Checks from any number of threads may
+    run at once.
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str] | bytes,
+        reload_interval: float = 1.0,
+        *,
+        allow_missing: bool = False,
+    ) -> None:
+        interval = float(reload_interval)
+        if not interval >= 0:  # also refuses NaN
+            raise ValueError(f"reload_interval must be >= 0, not {reload_interval!r}")
+        self.path = path
+        self.name = os.fsdecode(path)
+        self.reload_interval = interval
+        self.allow_missing = allow_missing
+        self._impl = _backend.current()
+        self.backend: str = self._impl.NAME
+        self._snap = self._load()  # raises: a bad file is reported at once
+        self._due = _monotonic() + interval
+
+    def _load(self) -> _Snapshot:
+        """A snapshot of the file now at the path; raises when it is
+        missing (and not allowed to be), unreadable or corrupt."""
+        try:
+            fd = os.open(self.path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+        except FileNotFoundError as exc:
+            if self.allow_missing:
+                return _Snapshot(_no_rules, None)
+            raise _unreadable(self.name, exc) from None
+        except OSError as exc:
+            raise _unreadable(self.name, exc) from None
+        try:
+            st = os.fstat(fd)
+            # An empty file cannot be mapped; the header check says why.
+            buf: object = mmap.mmap(fd, 0, access=mmap.ACCESS_READ) if st.st_size else b""
+        except OSError as exc:
+            raise _unreadable(self.name, exc) from None
+        except ValueError as exc:  # emptied between fstat and mmap
+            raise Error(f"unable to read {self.name}: {exc}") from None
+        finally:
+            os.close(fd)
+        header, eod = parse_header(buf, self.name)  # type: ignore[arg-type]
+        impl = self._impl
+        handle = impl.Handle(buf, header, eod, self.name)
+        return _Snapshot(
+            impl.rules_finder(handle),
+            _ident(st),
+            buf,
+            handle,
+            impl.RULES_NONE,
+            functools.partial(impl.rules_error, handle),
+        )
+
+    def _refresh(self) -> None:
+        """Re-examine the path; swap in a new snapshot if the file there
+        changed.  Threads may race here harmlessly: each one that sees a
+        change stores a complete snapshot of a file that was there."""
+        self._due = _monotonic() + self.reload_interval
+        current = self._snap
+        if current.find is _closed:
+            return
+        try:
+            ident: _Ident | None = _ident(os.stat(self.path))
+        except FileNotFoundError:
+            ident = None
+        except OSError as exc:
+            # Matches no file, so the next examination tries again.
+            self._snap = _Snapshot(_failing(_unreadable(self.name, exc)), _UNKNOWN)
+            return
+        if ident == current.ident:
+            return
+        try:
+            self._snap = self._load()
+        except Error as exc:
+            self._snap = _Snapshot(_failing(exc), ident)
+
+    def reload(self) -> None:
+        """Re-examine the path now, whatever ``reload_interval`` says."""
+        self._refresh()
+
+    def check(
+        self, ip: str | bytes, host: str | bytes | None = None, info: str | bytes | None = None
+    ) -> Decision:
+        """tcpserver's decision for a connection from ``ip`` (the remote
+        address as text: ``TCPREMOTEIP``), ``host`` (its name,
+        ``TCPREMOTEHOST``, or None when unknown) and ``info`` (the ident
+        answer, ``TCPREMOTEINFO``, or None).  An empty string is a value
+        given, as with tcpserver.  Each is ``str`` or ``bytes`` (see the
+        module docstring); a NUL in one is a ValueError.  Raises
+        :class:`pycdb.CorruptError` for a corrupt file and
+        :class:`pycdb.Error` for a missing or unreadable one (see the
+        class docstring)."""
+        if _monotonic() >= self._due:
+            self._refresh()
+        snap = self._snap
+        # str is the common case: take it without a call.
+        if isinstance(ip, str) and "\0" not in ip:
+            ip_b = ip.encode(_ENCODING, _ERRORS)
+        else:
+            ip_b = _arg(ip, "ip")
+        host_b = info_b = snap.none
+        if host is not None:
+            if isinstance(host, str) and "\0" not in host:
+                host_b = host.encode(_ENCODING, _ERRORS)
+            else:
+                host_b = _arg(host, "host")
+        if info is not None:
+            if isinstance(info, str) and "\0" not in info:
+                info_b = info.encode(_ENCODING, _ERRORS)
+            else:
+                info_b = _arg(info, "info")
+        pos = snap.find(ip_b, host_b, info_b)
+        if pos <= 0:
+            if not pos:
+                return DEFAULT
+            raise snap.error(pos, ip_b, host_b, info_b)  # type: ignore[misc]
+        buf = snap.buf
+        klen, dlen = _pair(buf, pos)  # type: ignore[arg-type]
+        key = pos + 8
+        data = key + klen
+        # tuple.__new__ straight: Decision's own __new__ is Python code.
+        return _new(Decision, (buf[key:data], buf[data : data + dlen]))  # type: ignore[index]
+
+    def close(self) -> None:
+        """Stop using the file (the mapping goes once running checks end)."""
+        self._snap = _Snapshot(_closed, None)
+        self._due = float("inf")
+
+    def __enter__(self) -> RuleSet:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"<pycdb.RuleSet {self.name!r} ({self.backend})>"
