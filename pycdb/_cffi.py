@@ -129,10 +129,13 @@ class Maker:
             raise MemoryError("pycdb: out of memory")
         self._mk: Any = ffi.gc(mk, lib.pycdb_maker_free)
         self._broken = False
+        self._closed_count = 0  # what count says once the C maker is freed
 
     @property
     def count(self) -> int:
-        return int(lib.pycdb_maker_count(self._mk)) if self._mk is not None else 0
+        if self._mk is None:
+            return self._closed_count
+        return int(lib.pycdb_maker_count(self._mk))
 
     def _fail(self, r: int, klen: int, dlen: int) -> None:
         if r == _ETOOBIG:
@@ -168,5 +171,6 @@ class Maker:
 
     def close(self) -> None:
         if self._mk is not None:
+            self._closed_count = int(lib.pycdb_maker_count(self._mk))
             ffi.release(self._mk)
             self._mk = None
