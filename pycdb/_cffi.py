@@ -11,7 +11,7 @@ import errno
 import os
 from typing import Any
 
-from ._common import as_bytes
+from ._common import as_buffer, as_bytes
 from ._version import __version__
 from .errors import CorruptError, TooLargeError
 
@@ -85,11 +85,10 @@ class Handle:
         return CorruptError(f"{self._name}: corrupt cdb (found by the C core)")  # pragma: no cover
 
     def get(self, key: bytes, default: object = None) -> object:
-        try:
-            r = _get(self._m, key, len(key))
-        except TypeError:
+        # cffi would also take a list or tuple for a char *: convert first.
+        if key.__class__ is not bytes:
             key = as_bytes(key)
-            r = _get(self._m, key, len(key))
+        r = _get(self._m, key, len(key))
         if r > 1:
             return self._buf[r & 0xFFFFFFFF : r >> 32]
         if r == 0:
@@ -115,6 +114,10 @@ class Handle:
         if n < 0:
             return _pure.Handle(self._buf, self._header, self._eod, self._name).count()
         return int(n)
+
+
+def _pointer(data: bytes | memoryview) -> Any:
+    return data if data.__class__ is bytes else ffi.from_buffer(data)
 
 
 class Maker:
@@ -152,12 +155,16 @@ class Maker:
     def add(self, key: bytes, value: bytes) -> None:
         if self._broken or self._mk is None:
             raise ValueError("this writer failed earlier or is closed; abort it")
-        try:
+        if key.__class__ is bytes and value.__class__ is bytes:
             r = _add(self._mk, key, len(key), value, len(value))
-        except TypeError:
-            key = as_bytes(key)
-            value = as_bytes(value, "value")
-            r = _add(self._mk, key, len(key), value, len(value))
+        else:
+            # Anything else goes through the buffer protocol, uncopied: a
+            # huge buffer is measured before it is read, and the export
+            # keeps a bytearray from being resized while C (without the
+            # GIL) reads it.  cffi alone would also take a list or tuple.
+            key = as_buffer(key, "key")  # type: ignore[assignment]
+            value = as_buffer(value)  # type: ignore[assignment]
+            r = _add(self._mk, _pointer(key), len(key), _pointer(value), len(value))
         if r:
             self._fail(r, len(key), len(value))
 

@@ -14,7 +14,7 @@ import sys
 from array import array
 from typing import Iterator
 
-from ._common import as_bytes
+from ._common import as_buffer, as_bytes
 from .errors import CorruptError, TooLargeError
 
 NAME = "pure"
@@ -181,9 +181,9 @@ class Maker:
         if self._broken:
             raise ValueError("this writer failed earlier; abort it")
         if key.__class__ is not bytes:
-            key = as_bytes(key)
+            key = as_buffer(key, "key")  # type: ignore[assignment]
         if value.__class__ is not bytes:
-            value = as_bytes(value, "value")
+            value = as_buffer(value)  # type: ignore[assignment]
         klen = len(key)
         dlen = len(value)
         pos = self._pos
