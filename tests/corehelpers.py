@@ -9,7 +9,8 @@ code, so a test that compares pycdb with it compares two implementations.
 from __future__ import annotations
 
 import struct
-from typing import Any, Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
+from typing import Any, Callable
 
 import pytest
 from helpers import STRICT

@@ -366,4 +366,3 @@ def test_four_gib_buffer_is_refused_without_reading_it(tmp_path, backend, which)
     maxrss_mb = int(lines[1].split()[1]) // 1024
     assert maxrss_mb < 200, f"the 4 GiB buffer was read: {maxrss_mb} MB resident"
     assert target.read_bytes() == model_file([(b"before", b"1"), (b"after", b"2")])
-
