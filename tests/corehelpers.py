@@ -158,3 +158,22 @@ def foreign(seen: list[Any]) -> list[Any]:
         if item[0] in ("open", "raised") and item[1][0] != "CorruptError":
             bad.append(item)
     return bad
+
+
+def parse_cdbmake(data: bytes) -> list[Record]:
+    """The records of a cdbmake input (the inverse of cdbmake_input)."""
+    out = []
+    pos = 0
+    while data[pos : pos + 1] == b"+":
+        comma = data.index(b",", pos)
+        colon = data.index(b":", comma)
+        klen, dlen = int(data[pos + 1 : comma]), int(data[comma + 1 : colon])
+        key = data[colon + 1 : colon + 1 + klen]
+        arrow = colon + 1 + klen
+        assert data[arrow : arrow + 2] == b"->"
+        value = data[arrow + 2 : arrow + 2 + dlen]
+        assert data[arrow + 2 + dlen : arrow + 3 + dlen] == b"\n"
+        out.append((key, value))
+        pos = arrow + 3 + dlen
+    assert data[pos:] == b"\n", "cdbmake input ends with an empty line"
+    return out
