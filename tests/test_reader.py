@@ -35,7 +35,7 @@ def path(tmp_path):
 
 def test_lookups(path, backend):
     r = pycdb.Reader(path)
-    assert r.backend == backend
+    assert r.backend == backend == pycdb.BACKEND
     assert r.name == str(path)
     assert r.get(b"one") == b"1"
     assert r[b"one"] == b"1"
