@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import contextlib
 import os
+from collections.abc import Iterator
 from types import ModuleType
-from typing import Iterator
 
 NAMES = ("cffi", "pure")
 
@@ -28,7 +28,7 @@ def load(name: str) -> ModuleType:
         if name == "cffi":
             from . import _cffi as module
         else:
-            from . import _pure as module
+            from . import _pure as module  # type: ignore[no-redef]
         _loaded[name] = module
     return _loaded[name]
 

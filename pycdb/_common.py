@@ -5,7 +5,8 @@ backends."""
 from __future__ import annotations
 
 import struct
-from typing import Iterator, Union
+from collections.abc import Iterator
+from typing import Union
 
 from .errors import CorruptError
 

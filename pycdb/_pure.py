@@ -12,7 +12,7 @@ import os
 import struct
 import sys
 from array import array
-from typing import Iterator
+from collections.abc import Iterator
 
 from ._common import as_buffer, as_bytes
 from .errors import CorruptError, TooLargeError
@@ -214,7 +214,7 @@ class Maker:
         if self._broken:
             raise ValueError("this writer failed earlier; abort it")
         self._broken = True  # a maker finishes once
-        header = []
+        header: list[int] = []
         pos = self._pos
         out = self._buf
         for entries in self._tables:

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import mmap
 import os
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 from . import _backend
 from ._common import Key, iter_records, parse_header

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 from typing import Any
 
 from . import _backend
-from ._common import LIMIT, Key
+from ._common import LIMIT
 
 __all__ = ["Writer"]
 
@@ -92,10 +93,8 @@ class Writer:
         if self._fd is not None:
             os.close(self._fd)
             self._fd = None
-        try:
+        with contextlib.suppress(FileNotFoundError):
             os.unlink(self.tmp_path)
-        except FileNotFoundError:
-            pass
 
     def _end(self) -> None:
         self.add = _finished
@@ -106,10 +105,12 @@ class Writer:
         if self._done:
             raise ValueError("this cdb Writer was already committed or aborted")
         self._done = True
+        fd = self._fd
+        assert fd is not None  # open until commit or abort
         try:
             self._maker.finish()
-            os.fsync(self._fd)
-            fd, self._fd = self._fd, None
+            os.fsync(fd)
+            self._fd = None
             os.close(fd)
             os.rename(self.tmp_path, self.path)
         except BaseException:
