@@ -174,10 +174,11 @@ def test_tinycdb_agrees(tmp_path_factory, recs, seed):
     groups = grouped(recs)
     for key in argv_keys(recs, 3, random.Random(seed)):
         values = groups[key]
-        proc = run(cdb, "-q", str(d / "t.cdb"), key)
+        # "--": a key may start with "-" (tinycdb uses getopt).
+        proc = run(cdb, "-q", "--", str(d / "t.cdb"), key)
         assert (proc.returncode, proc.stdout) == (0, b"".join(values))
         for n in range(1, len(values) + 2):
-            proc = run(cdb, "-q", "-n", str(n), str(d / "t.cdb"), key)
+            proc = run(cdb, "-q", "-n", str(n), "--", str(d / "t.cdb"), key)
             if n <= len(values):
                 assert (proc.returncode, proc.stdout) == (0, values[n - 1])
             else:
@@ -206,13 +207,16 @@ def tinycdb_min(lens: list[int]) -> int:
     return low
 
 
-def test_tinycdb_query_finds_the_empty_key(tmp_path):
-    recs = [(b"", b"first"), (b"x", b"1"), (b"", b"second")]
+def test_tinycdb_query_finds_the_empty_key_and_dash_keys(tmp_path):
+    recs = [(b"", b"first"), (b"-n", b"1"), (b"", b"second"), (b"-n", b"2")]
     path = tmp_path / "t.cdb"
     pycdb_write(recs, path)
     proc = run_ref("cdb", "-q", "-n", "2", str(path), "")
     assert (proc.returncode, proc.stdout) == (0, b"second")
     assert pycdb.Reader(path).get_all("") == [b"first", b"second"]
+    proc = run_ref("cdb", "-q", "-n", "2", "--", str(path), "-n")
+    assert (proc.returncode, proc.stdout) == (0, b"2")
+    assert pycdb.Reader(path).get_all("-n") == [b"1", b"2"]
 
 
 # ---- golden fixtures ----------------------------------------------------
