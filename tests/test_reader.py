@@ -10,7 +10,7 @@ import threading
 import time
 
 import pytest
-from corehelpers import HASH0_KEYS, keys_in_table, model_file, records, ref_hash
+from corehelpers import HASH0_KEYS, keys, keys_in_table, model_file, records, ref_hash
 from hypothesis import given
 
 import pycdb
@@ -337,3 +337,15 @@ def test_threads_share_a_reader_while_it_is_closed(tmp_path, backend):
     assert sum(answers) >= 2000
     assert all(closed_seen[n] or answers[n] == 4000 for n in range(4))
     assert any(closed_seen)
+
+
+@given(key=keys)
+def test_hash_is_djbs(key, backend):
+    assert pycdb.hash(key) == ref_hash(key)
+    assert pycdb.hash(bytearray(key)) == pycdb.hash(memoryview(key)) == ref_hash(key)
+
+
+def test_hash_of_str_is_of_its_utf8():
+    assert pycdb.hash("clé") == ref_hash("clé".encode())
+    with pytest.raises(TypeError, match="^cdb keys are bytes or str, not int"):
+        pycdb.hash(5)  # type: ignore[arg-type]
