@@ -366,3 +366,57 @@ def test_four_gib_buffer_is_refused_without_reading_it(tmp_path, backend, which)
     maxrss_mb = int(lines[1].split()[1]) // 1024
     assert maxrss_mb < 200, f"the 4 GiB buffer was read: {maxrss_mb} MB resident"
     assert target.read_bytes() == model_file([(b"before", b"1"), (b"after", b"2")])
+
+
+_EFBIG = textwrap.dedent(
+    """
+    import errno, os, resource, signal, sys
+    import pycdb
+    from pycdb import _backend
+
+    target, name, when = sys.argv[1], sys.argv[2], sys.argv[3]
+    with open(target, "wb") as f:
+        f.write(b"old")
+    # Writes past 64 KiB fail with EFBIG (instead of killing us with SIGXFSZ).
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (65536, resource.RLIM_INFINITY))
+    # 24-byte records: 4000 of them pass 64 KiB; 2500 do not, until the
+    # 16 bytes of hash table per record are written at commit.
+    n = 4000 if when == "add" else 2500
+    with _backend.use(name):
+        w = pycdb.Writer(target)
+        try:
+            for i in range(n):
+                w.add(b"%06d" % i, b"%010d" % i)
+            w.commit()
+        except OSError as exc:
+            print("OSError", errno.errorcode[exc.errno], "in", "commit" if i == n - 1 else "add")
+            try:
+                w.add(b"k", b"v")
+            except ValueError:
+                print("then ValueError")
+            w.abort()
+    print(sorted(os.listdir(os.path.dirname(target))))
+    print(open(target, "rb").read())
+    """
+)
+
+
+@pytest.mark.parametrize("when", ["add", "commit"])
+def test_write_errors_raise_oserror_and_leave_nothing(tmp_path, backend, when):
+    """A write that fails (here: EFBIG past RLIMIT_FSIZE), while adding or
+    while writing the tables, is an OSError; the writer refuses more, the
+    temp file goes, the target is untouched."""
+    proc = subprocess.run(
+        [sys.executable, "-c", _EFBIG, str(tmp_path / "t.cdb"), backend, when],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.splitlines() == [
+        f"OSError EFBIG in {when}",
+        "then ValueError",
+        "['t.cdb']",
+        "b'old'",
+    ]
