@@ -13,15 +13,15 @@ import os
 from collections.abc import Callable
 from typing import Any
 
-from ._common import as_bytes
+from ._common import as_buffer, as_bytes
 from ._version import __version__
 from .errors import CorruptError, TooLargeError
 
 try:
     # Two builds of the same C: lib releases the GIL around calls (writing,
     # parsing), fast keeps it (lookups, too short to be worth a release).
-    from ._cdb_c import ffi, lib
-    from ._cdb_lookup import ffi as fast_ffi
+    from ._cdb_c import ffi, lib  # type: ignore[import-not-found]
+    from ._cdb_lookup import ffi as fast_ffi  # type: ignore[import-not-found]
     from ._cdb_lookup import lib as fast
 except ImportError as exc:  # pragma: no cover - exercised by the backend tests
     raise ImportError(
@@ -88,11 +88,10 @@ class Handle:
         return CorruptError(f"{self._name}: corrupt cdb (found by the C core)")  # pragma: no cover
 
     def get(self, key: bytes, default: object = None) -> object:
-        try:
-            r = _get(self._m, key, len(key))
-        except TypeError:
+        # cffi would also take a list or tuple for a char *: convert first.
+        if key.__class__ is not bytes:
             key = as_bytes(key)
-            r = _get(self._m, key, len(key))
+        r = _get(self._m, key, len(key))
         if r > 1:
             return self._buf[r & 0xFFFFFFFF : r >> 32]
         if r == 0:
@@ -118,6 +117,11 @@ class Handle:
         if n < 0:
             return _pure.Handle(self._buf, self._header, self._eod, self._name).count()
         return int(n)
+
+
+def _pointer(data: bytes | memoryview) -> Any:
+    """A ``char *`` for the maker's add (a GIL-keeping call)."""
+    return data if data.__class__ is bytes else fast_ffi.from_buffer(data)
 
 
 class Maker:
@@ -147,12 +151,15 @@ class Maker:
     @staticmethod
     def _adder(mk: Any) -> Any:
         def add(key: bytes, value: bytes) -> None:
-            try:
+            if key.__class__ is bytes and value.__class__ is bytes:
                 r = _add(mk, key, len(key), value, len(value))
-            except TypeError:
-                key = as_bytes(key)
-                value = as_bytes(value, "value")
-                r = _add(mk, key, len(key), value, len(value))
+            else:
+                # Anything else goes through the buffer protocol, uncopied:
+                # a huge buffer is measured before it is read.  (cffi alone
+                # would also take a list or tuple for a char *.)
+                key = as_buffer(key, "key")  # type: ignore[assignment]
+                value = as_buffer(value)  # type: ignore[assignment]
+                r = _add(mk, _pointer(key), len(key), _pointer(value), len(value))
             if r:
                 _fail(r, fast_ffi.errno, len(key), len(value))
 
@@ -160,6 +167,7 @@ class Maker:
 
     @property
     def count(self) -> int:
+        # Valid after finish and close too: the struct lives as long as we do.
         return int(fast.pycdb_maker_count(self._mk))
 
     def finish(self) -> None:

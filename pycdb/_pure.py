@@ -16,7 +16,7 @@ from array import array
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from ._common import as_bytes
+from ._common import as_buffer, as_bytes
 from .errors import CorruptError, TooLargeError
 
 NAME = "pure"
@@ -183,9 +183,9 @@ class Maker:
         if self._broken:
             raise ValueError("this cdb writer was finished, failed earlier, or is closed")
         if key.__class__ is not bytes:
-            key = as_bytes(key)
+            key = as_buffer(key, "key")  # type: ignore[assignment]
         if value.__class__ is not bytes:
-            value = as_bytes(value, "value")
+            value = as_buffer(value)  # type: ignore[assignment]
         klen = len(key)
         dlen = len(value)
         pos = self._pos

@@ -51,10 +51,19 @@ class Reader:
 
     @classmethod
     def from_bytes(cls, data: bytes, name: str = "<bytes>") -> Reader:
-        """A Reader over cdb bytes already in memory."""
+        """A Reader over cdb bytes already in memory (any bytes-like
+        object; the Reader keeps its own copy)."""
+        if data.__class__ is not bytes:
+            # Not bytes(data): bytes(10**12) would allocate a terabyte.
+            try:
+                data = memoryview(data).tobytes()
+            except TypeError:
+                raise TypeError(
+                    f"Reader.from_bytes needs a bytes-like object, not {type(data).__name__}"
+                ) from None
         self = cls.__new__(cls)
         self.name = name
-        self._open(bytes(data))
+        self._open(data)
         return self
 
     def _open(self, buf: Any) -> None:

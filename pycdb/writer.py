@@ -16,12 +16,12 @@ _O_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
 
 
 def _create_temp(directory: str, base: str) -> tuple[int, str]:
-    """A new file beside the target, created with mode 0666 & ~umask as
-    djb's tools create theirs (mkstemp would force 0600)."""
+    """A new file beside the target, created with mode 0644 & ~umask as
+    cdbmake and tcprules create theirs (mkstemp would force 0600)."""
     for _ in range(100):
         path = os.path.join(directory, f".{base}.{secrets.token_hex(4)}.tmp")
         try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _O_CLOEXEC, 0o666)
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _O_CLOEXEC, 0o644)
         except FileExistsError:
             continue
         return fd, path
@@ -106,7 +106,7 @@ class Writer:
             raise ValueError("this cdb Writer was already committed or aborted")
         self._done = True
         fd = self._fd
-        assert fd is not None
+        assert fd is not None  # open until commit or abort
         try:
             self._maker.finish()
             os.fsync(fd)
