@@ -20,8 +20,8 @@ from .errors import CorruptError, TooLargeError
 try:
     # Two builds of the same C: lib releases the GIL around calls (writing,
     # parsing), fast keeps it (lookups, too short to be worth a release).
-    from ._cdb_c import ffi, lib  # type: ignore[import-not-found]
-    from ._cdb_lookup import ffi as fast_ffi  # type: ignore[import-not-found]
+    from ._cdb_c import ffi, lib
+    from ._cdb_lookup import ffi as fast_ffi
     from ._cdb_lookup import lib as fast
 except ImportError as exc:  # pragma: no cover - exercised by the backend tests
     raise ImportError(
