@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import errno
 import os
+from collections.abc import Iterable
 from typing import Any
 
 from ._common import as_bytes
@@ -170,3 +171,62 @@ class Maker:
         if self._mk is not None:
             ffi.release(self._mk)
             self._mk = None
+
+
+# ---- rules: the tcprules compiler (src_c/rules_parse.c) -------------------------
+#
+# The text is fed to C in chunks; C parses every line and adds its records
+# to the maker itself, with the GIL released, so no Python runs per line.
+
+_ESYNTAX = lib.PYCDB_ESYNTAX
+_rules_feed = lib.pycdb_rules_feed
+
+
+def compile_rules(chunks: Iterable[bytes], maker: Maker, filename: str) -> int:
+    """Compile rules text given in chunks into ``maker``; returns the
+    number of records.  Raises what ``_pure.compile_rules`` raises, with
+    the same messages: RulesSyntaxError, TooLargeError (prefixed with
+    ``filename:line:``), MemoryError, OSError."""
+    from .errors import RulesSyntaxError
+    from .rules.parse import reason
+
+    # The maker struct as this module's lib sees it.
+    mk = getattr(maker, "_mk_io", None) or maker._mk
+    if mk is None or getattr(maker, "_broken", False):
+        raise ValueError("this cdb writer was finished, failed earlier, or is closed")
+    st = ffi.new("pycdb_rules_status *")
+    r = lib.pycdb_rules_new(mk, st)
+    if r == ffi.NULL:
+        raise MemoryError("pycdb: out of memory")
+    r = ffi.gc(r, lib.pycdb_rules_free)
+    try:
+        rc = 0
+        for chunk in chunks:
+            if chunk.__class__ is not bytes:
+                chunk = bytes(chunk)
+            rc = _rules_feed(r, chunk, len(chunk))
+            if rc:
+                break
+        else:
+            rc = lib.pycdb_rules_end(r)
+        err = ffi.errno
+        if not rc:
+            return int(st.records)
+        if rc == _ESYNTAX:
+            line = bytes(ffi.buffer(st.line, st.linelen))
+            raise RulesSyntaxError(filename, int(st.lineno), line, reason(st.code, line, st.pos))
+        if rc == _ETOOBIG:
+            raise TooLargeError(
+                f"{filename}:{st.lineno}: a record with a {st.klen}-byte key and a "
+                f"{st.dlen}-byte value would take the file past the cdb format's 4 GiB limit"
+            )
+        if hasattr(maker, "_broken"):
+            maker._broken = True
+        if rc == _ENOMEM:
+            raise MemoryError("pycdb: out of memory")
+        if rc == getattr(lib, "PYCDB_EDONE", None):
+            raise ValueError("this cdb writer was finished, failed earlier, or is closed")
+        err = err or errno.EIO
+        raise OSError(err, os.strerror(err))
+    finally:
+        ffi.release(r)

@@ -12,7 +12,13 @@ import os
 import struct
 import sys
 from array import array
-from typing import Iterator
+from bisect import bisect_right
+from collections import deque
+from collections.abc import Iterable, Iterator
+from itertools import accumulate, repeat
+from operator import add as _plus
+from operator import mod as _mod
+from operator import rshift as _rshift
 
 from ._common import as_bytes
 from .errors import CorruptError, TooLargeError
@@ -29,6 +35,7 @@ elif array("L").itemsize == 4:  # pragma: no cover - exotic platforms
 else:  # pragma: no cover
     raise ImportError("pycdb's pure backend needs a 32-bit array type")
 _SWAP = sys.byteorder != "little"
+_LANE = b"\xff\xff\xff\xff\0\0\0\0"
 
 
 def hash(key: bytes) -> int:  # noqa: A001 - the cdb hash, as djb names it
@@ -43,6 +50,49 @@ def hash(key: bytes) -> int:  # noqa: A001 - the cdb hash, as djb names it
     for c in key:
         h = (h * 33 ^ c) & _MASK
     return h
+
+
+def hash_many(keys: list[bytes]) -> list[int]:
+    """djb's hash of every key, in order, for bulk adds (tcprules'
+    compiler).  The per-byte loop of :func:`hash` runs once per key
+    *length* instead of once per key: the keys of one length are hashed
+    side by side, each in its own 64-bit lane of one big integer (a
+    32-bit state times 33 never reaches the next lane), so Python's
+    big-integer arithmetic does the inner loop."""
+    n = len(keys)
+    if n < 32:
+        return [hash(k) for k in keys]
+    lens = list(map(len, keys))
+    order = sorted(range(n), key=lens.__getitem__)  # stable: runs of one length
+    joined = b"".join(map(keys.__getitem__, order))
+    by_len = list(map(lens.__getitem__, order))
+    hashed = array("Q")
+    i = start = 0
+    while i < n:
+        width = by_len[i]
+        j = bisect_right(by_len, width, i)
+        m = j - i
+        seg = joined[start : start + m * width]
+        if m < 8:
+            hashed.extend([hash(seg[k * width : (k + 1) * width]) for k in range(m)])
+        else:
+            # h*33 ^ c commutes with reduction mod 2**32, so the lanes are
+            # masked only every 6 bytes: 32 + 6*5.05 bits still fit in 64.
+            mask = int.from_bytes(_LANE * m, "little")
+            h = (mask // _MASK) * 5381
+            lane = bytearray(8 * m)
+            for p in range(width):
+                lane[0::8] = seg[p::width]
+                h = h * 33 ^ int.from_bytes(lane, "little")
+                if p % 6 == 5:
+                    h &= mask
+            h &= mask
+            hashed.extend(struct.unpack(f"<{m}Q", h.to_bytes(8 * m, "little")))
+        start += m * width
+        i = j
+    out = [0] * n
+    deque(map(out.__setitem__, order, hashed), maxlen=0)  # out[order[i]] = hashed[i]
+    return out
 
 
 class Handle:
@@ -210,11 +260,57 @@ class Maker:
         self._n += 1
         self._pos = pos + 8 + klen + dlen
 
+    def add_many(self, keys: list[bytes], values: list[bytes]) -> None:
+        """Add ``keys[i]``, ``values[i]`` in order, exactly as that many
+        calls to :meth:`add` would, with the per-record work done in bulk
+        (tcprules' compiler feeds whole blocks of lines).  All or
+        nothing: if the last record would pass the size limit, raises
+        TooLargeError before adding any (the caller then adds one at a
+        time to find the record that does not fit)."""
+        if self._broken:
+            raise ValueError("this cdb writer was finished, failed earlier, or is closed")
+        n = len(keys)
+        if not n:
+            return
+        klens = list(map(len, keys))
+        dlens = list(map(len, values))
+        pos = self._pos
+        total = 8 * n + sum(klens) + sum(dlens)
+        if pos + total + 16 * (self._n + n) > self._limit:
+            raise TooLargeError(
+                f"{n} records totalling {total} bytes would take the file past the cdb "
+                "format's 4 GiB limit"
+            )
+        hashes = hash_many(keys)
+        parts: list[bytes] = [b""] * (3 * n)
+        parts[0::3] = map(_PAIR.pack, klens, dlens)
+        parts[1::3] = keys
+        parts[2::3] = values
+        buf = self._buf
+        buf += b"".join(parts)
+        # Record i starts at pos + 8*i + the key and data bytes before it.
+        before = accumulate(map(_plus, klens, dlens), initial=0)
+        starts = map(_plus, before, range(pos, pos + 8 * n, 8))
+        tables = self._tables
+        for h, p in zip(hashes, starts):
+            t = tables[h & 255]
+            t.append(h)
+            t.append(p)
+        self._n += n
+        self._pos = pos + total
+        if len(buf) >= 65536:
+            try:
+                self._write(buf)
+            except BaseException:
+                self._broken = True
+                raise
+            buf.clear()
+
     def finish(self) -> None:
         if self._broken:
             raise ValueError("this writer failed earlier; abort it")
         self._broken = True  # a maker finishes once
-        header = []
+        header: list[int] = []
         pos = self._pos
         out = self._buf
         for entries in self._tables:
@@ -222,16 +318,23 @@ class Maker:
             header += (pos, slots)
             if not slots:
                 continue
-            tab = array(_WORD, bytes(8 * slots))
-            for j in range(0, slots, 2):
-                h = entries[j]
-                where = (h >> 8) % slots
-                while tab[2 * where + 1]:
+            # Hashes and positions in separate lists, interleaved at the
+            # end: cheaper per record than indexing one array (a record
+            # position is never 0, so 0 marks a free slot).
+            hs = [0] * slots
+            ps = [0] * slots
+            ehs = entries[0::2]
+            starts = map(_mod, map(_rshift, ehs, repeat(8)), repeat(slots))
+            for where, h, p in zip(starts, ehs, entries[1::2]):
+                while ps[where]:
                     where += 1
                     if where == slots:
                         where = 0
-                tab[2 * where] = h
-                tab[2 * where + 1] = entries[j + 1]
+                hs[where] = h
+                ps[where] = p
+            tab = array(_WORD, bytes(8 * slots))
+            tab[0::2] = array(_WORD, hs)
+            tab[1::2] = array(_WORD, ps)
             if _SWAP:  # pragma: no cover - big-endian hosts
                 tab.byteswap()
             out += tab.tobytes()
@@ -251,3 +354,18 @@ class Maker:
         self._tables = []
         self._buf = bytearray()
         self._broken = True
+
+
+# ---- rules: the tcprules compiler ------------------------------------------------
+
+
+def compile_rules(chunks: Iterable[bytes], maker: Maker, filename: str) -> int:
+    """Compile rules text given in chunks into ``maker``; returns the
+    number of records.  The language lives in ``pycdb.rules.parse`` (the
+    reference the C parser is held to); this is the same entry point
+    ``_cffi`` offers."""
+    from .rules.parse import compile_chunks
+
+    if maker._broken:
+        raise ValueError("this cdb writer was finished, failed earlier, or is closed")
+    return compile_chunks(chunks, maker.add, filename, maker.add_many)
