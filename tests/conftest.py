@@ -8,7 +8,7 @@ sys.path, so an unbuilt source tree can never stand in for it.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from typing import Iterator
 
 import pytest
 from helpers import SLOW, STRICT
