@@ -15,8 +15,7 @@ from array import array
 from bisect import bisect_right
 from collections import deque
 from collections.abc import Iterable, Iterator
-from itertools import accumulate, repeat
-from operator import add as _plus
+from itertools import repeat
 from operator import mod as _mod
 from operator import rshift as _rshift
 
@@ -35,7 +34,6 @@ elif array("L").itemsize == 4:  # pragma: no cover - exotic platforms
 else:  # pragma: no cover
     raise ImportError("pycdb's pure backend needs a 32-bit array type")
 _SWAP = sys.byteorder != "little"
-_LANE = b"\xff\xff\xff\xff\0\0\0\0"
 
 
 def hash(key: bytes) -> int:  # noqa: A001 - the cdb hash, as djb names it
@@ -52,21 +50,64 @@ def hash(key: bytes) -> int:  # noqa: A001 - the cdb hash, as djb names it
     return h
 
 
+#: The lane arithmetic below reduces each hash to 32 bits in a 48-bit lane.
+_LANE = b"\xff\xff\xff\xff\0\0"
+#: _LEADING[k]: the start value that k leading NUL bytes turn into 5381
+#: (33 is odd, so it has an inverse mod 2**32): keys padded on the left
+#: to one width hash as if unpadded.
+_LEADING = [5381 * pow(pow(33, -1, 1 << 32), k, 1 << 32) % (1 << 32) for k in range(65)]
+
+
+def _lanes(seg: bytes, width: int, m: int, start: int) -> array[int]:
+    """The hashes of the m keys of ``width`` bytes laid end to end in
+    seg, side by side in 48-bit lanes of one big integer (``start``: the
+    lanes' initial value), so Python's big-integer arithmetic runs the
+    inner loop.  h*33 ^ c commutes with reduction mod 2**32, so a lane is
+    masked only every third byte: 32 + 3 * 5.05 bits fit in 48."""
+    mask = int.from_bytes(_LANE * m, "little")
+    h = start
+    lane = bytearray(6 * m)
+    for p in range(width):
+        lane[0::6] = seg[p::width]
+        h = h * 33 ^ int.from_bytes(lane, "little")
+        if p % 3 == 2:
+            h &= mask
+    h &= mask
+    raw = h.to_bytes(6 * m, "little")
+    low = bytearray(4 * m)  # the low 4 bytes of each lane
+    for b in range(4):
+        low[b::4] = raw[b::6]
+    words = array(_WORD, bytes(low))
+    if _SWAP:  # pragma: no cover - big-endian hosts
+        words.byteswap()
+    return words
+
+
 def hash_many(keys: list[bytes]) -> list[int]:
     """djb's hash of every key, in order, for bulk adds (tcprules'
-    compiler).  The per-byte loop of :func:`hash` runs once per key
-    *length* instead of once per key: the keys of one length are hashed
-    side by side, each in its own 64-bit lane of one big integer (a
-    32-bit state times 33 never reaches the next lane), so Python's
-    big-integer arithmetic does the inner loop."""
+    compiler): the per-byte loop of :func:`hash` runs once per byte
+    position instead of once per key (see _lanes).  Keys of similar
+    lengths are padded on the left to the longest; otherwise each length
+    is hashed as its own group."""
     n = len(keys)
     if n < 32:
         return [hash(k) for k in keys]
     lens = list(map(len, keys))
+    width = max(lens)
+    if width <= 64 and width * n <= 2 * sum(lens):
+        first = array(_WORD, map(_LEADING.__getitem__, map(width.__sub__, lens)))
+        if _SWAP:  # pragma: no cover - big-endian hosts
+            first.byteswap()
+        starts = first.tobytes()
+        wide = bytearray(6 * n)
+        for b in range(4):
+            wide[b::6] = starts[b::4]
+        padded = b"".join(map(bytes.rjust, keys, repeat(width), repeat(b"\0")))
+        return _lanes(padded, width, n, int.from_bytes(wide, "little")).tolist()
     order = sorted(range(n), key=lens.__getitem__)  # stable: runs of one length
     joined = b"".join(map(keys.__getitem__, order))
     by_len = list(map(lens.__getitem__, order))
-    hashed = array("Q")
+    hashed = array(_WORD)
     i = start = 0
     while i < n:
         width = by_len[i]
@@ -76,22 +117,12 @@ def hash_many(keys: list[bytes]) -> list[int]:
         if m < 8:
             hashed.extend([hash(seg[k * width : (k + 1) * width]) for k in range(m)])
         else:
-            # h*33 ^ c commutes with reduction mod 2**32, so the lanes are
-            # masked only every 6 bytes: 32 + 6*5.05 bits still fit in 64.
-            mask = int.from_bytes(_LANE * m, "little")
-            h = (mask // _MASK) * 5381
-            lane = bytearray(8 * m)
-            for p in range(width):
-                lane[0::8] = seg[p::width]
-                h = h * 33 ^ int.from_bytes(lane, "little")
-                if p % 6 == 5:
-                    h &= mask
-            h &= mask
-            hashed.extend(struct.unpack(f"<{m}Q", h.to_bytes(8 * m, "little")))
+            initial = int.from_bytes(_LANE * m, "little") // _MASK * 5381
+            hashed.extend(_lanes(seg, width, m, initial))
         start += m * width
         i = j
     out = [0] * n
-    deque(map(out.__setitem__, order, hashed), maxlen=0)  # out[order[i]] = hashed[i]
+    deque(map(out.__setitem__, order, hashed), maxlen=0)  # out[order[k]] = hashed[k]
     return out
 
 
@@ -288,14 +319,13 @@ class Maker:
         parts[2::3] = values
         buf = self._buf
         buf += b"".join(parts)
-        # Record i starts at pos + 8*i + the key and data bytes before it.
-        before = accumulate(map(_plus, klens, dlens), initial=0)
-        starts = map(_plus, before, range(pos, pos + 8 * n, 8))
         tables = self._tables
-        for h, p in zip(hashes, starts):
+        p = pos
+        for h, k, d in zip(hashes, klens, dlens):
             t = tables[h & 255]
             t.append(h)
             t.append(p)
+            p += 8 + k + d
         self._n += n
         self._pos = pos + total
         if len(buf) >= 65536:

@@ -1,6 +1,6 @@
 """ucspi-tcp's rules language (tcprules) and tcpserver's rules check.
 
-Modules (each owned by one piece of work):
+Planned modules (each owned by one piece of work):
 
 * ``parse``  - tcprules text -> structured rules; ``compile`` -> cdb
 * ``data``   - the record data tcprules writes (``D\\0``, ``+NAME=VALUE\\0``)
@@ -8,14 +8,7 @@ Modules (each owned by one piece of work):
 * ``validate``, ``lint``, ``decompile`` - inspecting existing databases
 """
 
-from __future__ import annotations
-
-# tcprules: parsing and compiling (pycdb.rules.parse)
-from .parse import Rule, compile, parse
-
-__all__ = [
-    # tcprules: parsing and compiling
-    "Rule",
-    "compile",
-    "parse",
-]
+# ---- parse: tcprules text, structured and compiled ---------------------
+from .parse import Rule as Rule
+from .parse import compile as compile
+from .parse import parse as parse
