@@ -328,3 +328,57 @@ def test_pipe_input(tmp_path: Path, backend: str) -> None:
     )
     assert (proc.returncode, proc.stdout, proc.stderr) == (0, b"", b"")
     assert (tmp_path / "x.cdb").read_bytes() == (RULES / "tcp.smtp.cdb").read_bytes()
+
+
+# ---- memory ---------------------------------------------------------------------------
+
+_MEASURE = """
+import os, sys
+pid = os.fork()
+if pid == 0:
+    os.execv(sys.argv[1], sys.argv[1:])
+_, status, usage = os.wait4(pid, 0)
+print(os.waitstatus_to_exitcode(status), usage.ru_maxrss)
+"""
+
+
+def peak_rss_kib(backend: str, rules: Path, workdir: Path) -> int:
+    """Peak RSS of ``pycdb make`` on ``rules``, measured by a small
+    intermediate process (a child forked from pytest itself would count
+    pytest's pages)."""
+    with open(rules, "rb") as stdin:
+        out = subprocess.run(
+            [sys.executable, "-S", "-c", _MEASURE, *PYCDB, "make", "o.cdb", "o.tmp"],
+            stdin=stdin,
+            cwd=workdir,
+            capture_output=True,
+            check=True,
+            env=with_backend(backend),
+        ).stdout.split()
+    assert out[0] == b"0"
+    return int(out[1])
+
+
+def test_memory_is_flat_in_the_number_of_lines(tmp_path: Path, backend: str) -> None:
+    """Text is streamed: a long file of comments (one of them 10 MB) costs
+    nothing, and each record costs the writer's two words (plus the C
+    maker's second copy while it sorts), not its line."""
+    comments = tmp_path / "comments"
+    with open(comments, "wb") as f:
+        f.write((b"# " + b"x" * 100 + b"\n") * 200_000)
+        f.write(b"#" + b"y" * 10_000_000 + b"\n")
+    sizes = {}
+    for n in (50_000, 150_000):
+        path = tmp_path / f"n{n}"
+        path.write_bytes(
+            b"".join(
+                b'10.%d.%d.%d:allow,A="b"\n' % (i >> 16, (i >> 8) & 255, i & 255) for i in range(n)
+            )
+        )
+        sizes[n] = peak_rss_kib(backend, path, tmp_path)
+    empty = tmp_path / "empty"
+    empty.write_bytes(b"")
+    base = peak_rss_kib(backend, empty, tmp_path)
+    assert peak_rss_kib(backend, comments, tmp_path) - base < 4096  # 30 MB read, < 4 MiB held
+    per_record = (sizes[150_000] - sizes[50_000]) * 1024 / 100_000
+    assert per_record <= 48, per_record
