@@ -14,7 +14,6 @@ import io
 import itertools
 import os
 import subprocess
-import sys
 import tempfile
 from pathlib import Path
 
@@ -241,7 +240,6 @@ def test_many_lines() -> None:
     # Enough text for several chunks in C and several bulk blocks in pure.
     lines = [
         b'%d.%d.%d.%d-%d:allow,N="%d"' % (i % 7, i % 251, i % 13, i % 256, i % 300, i)
-        for i in range(30000)
+        for i in range(12000)
     ]
     check_same(b"\n".join(lines) + b"\n#end")
-    sys.stdout.flush()
