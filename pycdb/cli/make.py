@@ -31,8 +31,8 @@ import stat
 import sys
 from collections.abc import Iterator
 
-from .. import _backend
 from ..errors import RulesSyntaxError, TooLargeError
+from ..rules.parse import compile_into
 from ..writer import Writer
 from ._util import Fatal, oserror_text, usage, write_err
 
@@ -135,9 +135,7 @@ def _preflight(target: str, tmp: str, source: os.stat_result | None, name: str) 
 def _read_stdin() -> Iterator[bytes]:
     while True:
         try:
-            chunk = os.read(0, CHUNK)
-        except InterruptedError:  # pragma: no cover - retried by Python itself
-            continue
+            chunk = os.read(0, CHUNK)  # EINTR is retried by Python itself
         except OSError as exc:
             raise Fatal(111, f"unable to read input: {oserror_text(exc)}") from None
         if not chunk:
@@ -171,8 +169,7 @@ def main(command: str, args: list[str]) -> int:
     except OSError as exc:
         raise Fatal(111, f"unable to create {tmp}: {oserror_text(exc)}") from None
     try:
-        impl = _backend.load(writer.backend)
-        impl.compile_rules(_read_stdin(), writer._maker, name)
+        compile_into(writer, _read_stdin(), name)
     except RulesSyntaxError as exc:
         writer.abort()
         raise Fatal(100, str(exc)) from None

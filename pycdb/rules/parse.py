@@ -28,13 +28,16 @@ import os
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from itertools import repeat
-from typing import IO, Any, Callable, Union, cast
+from typing import IO, TYPE_CHECKING, Any, Callable, Union, cast
 
 from .. import _backend
 from ..errors import RulesSyntaxError, TooLargeError
 from .data import Action, Env, encode, pick_delimiter
 
-__all__ = ["Rule", "Source", "compile", "expand", "parse", "reason"]
+if TYPE_CHECKING:
+    from ..writer import Writer
+
+__all__ = ["Rule", "Source", "compile", "compile_into", "expand", "parse", "reason"]
 
 #: What :func:`parse` and :func:`compile` read: a path, the text as
 #: bytes, a binary file object, or an iterable of lines (bytes, str, or
@@ -569,20 +572,12 @@ class _FileChunks:
 def _line_chunks(items: Iterable[Any]) -> Iterator[bytes]:
     """Lines (bytes, str or Rule), each with its newline supplied when
     missing, gathered into chunks."""
-    batch: list[bytes] = []
-    size = 0
-    for item in items:
+
+    def line_of(item: Any) -> bytes:
         line = item.line() if isinstance(item, Rule) else _b(item)
-        if not line.endswith(b"\n"):
-            line += b"\n"
-        batch.append(line)
-        size += len(line)
-        if size >= CHUNK:
-            yield b"".join(batch)
-            batch = []
-            size = 0
-    if batch:
-        yield b"".join(batch)
+        return line if line.endswith(b"\n") else line + b"\n"
+
+    return _gather(map(line_of, items), CHUNK)
 
 
 def source_chunks(source: Source, filename: str | None = None) -> tuple[str, Iterable[bytes]]:
@@ -639,11 +634,17 @@ def compile(  # noqa: A001 - the verb of the domain, as in tcprules
     name, chunks = source_chunks(source, filename)
     writer = Writer(cdb_path, tmp_path=tmp_path)
     try:
-        # The Writer's maker belongs to the backend the Writer bound to.
-        impl = _backend.load(writer.backend)
-        count = int(impl.compile_rules(chunks, writer._maker, name))
+        count = compile_into(writer, chunks, name)
     except BaseException:
         writer.abort()
         raise
     writer.commit()
     return count
+
+
+def compile_into(writer: Writer, chunks: Iterable[bytes], filename: str) -> int:
+    """Add the records of rules text given in chunks to an open
+    :class:`pycdb.Writer` (not committed: the caller decides); returns
+    their number.  The backend the Writer bound to does the work."""
+    impl = _backend.load(writer.backend)
+    return int(impl.compile_rules(chunks, writer._maker, filename))
