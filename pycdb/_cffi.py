@@ -10,7 +10,7 @@ from __future__ import annotations
 import errno
 import functools
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from ._common import as_buffer, as_bytes
@@ -230,3 +230,54 @@ def rules_error(handle: Handle, r: int, ip: bytes, host: Any, info: Any) -> Exce
     except CorruptError as exc:
         return exc
     return CorruptError(f"{handle._name}: corrupt cdb (found by the C core)")  # pragma: no cover
+
+
+# ---- rules: the tcprules compiler (src_c/rules_parse.c) -------------------------
+#
+# The text is fed to C in chunks; C parses every line and adds its records
+# to the maker itself, with the GIL released, so no Python runs per line.
+
+_ESYNTAX = lib.PYCDB_ESYNTAX
+_rules_feed = lib.pycdb_rules_feed
+
+
+def compile_rules(chunks: Iterable[bytes], maker: Maker, filename: str) -> int:
+    """Compile rules text given in chunks into ``maker``; returns the
+    number of records.  Raises what ``_pure.compile_rules`` raises, with
+    the same messages: RulesSyntaxError, TooLargeError (prefixed with
+    ``filename:line:``), MemoryError, OSError."""
+    from .errors import RulesSyntaxError
+    from .rules.parse import reason
+
+    st = ffi.new("pycdb_rules_status *")
+    # The maker struct as this (GIL-releasing) module's lib sees it; a
+    # finished or failed maker refuses the records with PYCDB_EDONE.
+    r = lib.pycdb_rules_new(maker._mk_io, st)
+    if r == ffi.NULL:
+        raise MemoryError("pycdb: out of memory")
+    r = ffi.gc(r, lib.pycdb_rules_free)
+    try:
+        rc = 0
+        for chunk in chunks:
+            if chunk.__class__ is not bytes:
+                chunk = bytes(chunk)
+            rc = _rules_feed(r, chunk, len(chunk))
+            if rc:
+                break
+        else:
+            rc = lib.pycdb_rules_end(r)
+        err = ffi.errno
+        if not rc:
+            return int(st.records)
+        if rc == _ESYNTAX:
+            line = bytes(ffi.buffer(st.line, st.linelen))
+            raise RulesSyntaxError(filename, int(st.lineno), line, reason(st.code, line, st.pos))
+        if rc == _ETOOBIG:
+            raise TooLargeError(
+                f"{filename}:{st.lineno}: a record with a {st.klen}-byte key and a "
+                f"{st.dlen}-byte value would take the file past the cdb format's 4 GiB limit"
+            )
+        _fail(rc, err, 0, 0)
+        raise AssertionError("unreachable")  # pragma: no cover
+    finally:
+        ffi.release(r)

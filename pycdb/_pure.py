@@ -13,7 +13,12 @@ import os
 import struct
 import sys
 from array import array
-from collections.abc import Callable, Iterator
+from bisect import bisect_right
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from itertools import repeat
+from operator import mod as _mod
+from operator import rshift as _rshift
 from typing import Any
 
 from ._common import as_buffer, as_bytes
@@ -45,6 +50,82 @@ def hash(key: bytes) -> int:  # noqa: A001 - the cdb hash, as djb names it
     for c in key:
         h = (h * 33 ^ c) & _MASK
     return h
+
+
+#: The lane arithmetic below reduces each hash to 32 bits in a 48-bit lane.
+_LANE = b"\xff\xff\xff\xff\0\0"
+#: _LEADING[k]: the start value that k leading NUL bytes turn into 5381
+#: (33 is odd, so it has an inverse mod 2**32): keys padded on the left
+#: to one width hash as if unpadded.
+_LEADING = [5381 * pow(pow(33, -1, 1 << 32), k, 1 << 32) % (1 << 32) for k in range(65)]
+
+
+def _lanes(seg: bytes, width: int, m: int, start: int) -> array[int]:
+    """The hashes of the m keys of ``width`` bytes laid end to end in
+    seg, side by side in 48-bit lanes of one big integer (``start``: the
+    lanes' initial value), so Python's big-integer arithmetic runs the
+    inner loop.  h*33 ^ c commutes with reduction mod 2**32, so a lane is
+    masked only every third byte: 32 + 3 * 5.05 bits fit in 48."""
+    mask = int.from_bytes(_LANE * m, "little")
+    h = start
+    lane = bytearray(6 * m)
+    for p in range(width):
+        lane[0::6] = seg[p::width]
+        h = h * 33 ^ int.from_bytes(lane, "little")
+        if p % 3 == 2:
+            h &= mask
+    h &= mask
+    raw = h.to_bytes(6 * m, "little")
+    low = bytearray(4 * m)  # the low 4 bytes of each lane
+    for b in range(4):
+        low[b::4] = raw[b::6]
+    words = array(_WORD, bytes(low))
+    if _SWAP:  # pragma: no cover - big-endian hosts
+        words.byteswap()
+    return words
+
+
+def hash_many(keys: list[bytes]) -> list[int]:
+    """djb's hash of every key, in order, for bulk adds (tcprules'
+    compiler): the per-byte loop of :func:`hash` runs once per byte
+    position instead of once per key (see _lanes).  Keys of similar
+    lengths are padded on the left to the longest; otherwise each length
+    is hashed as its own group."""
+    n = len(keys)
+    if n < 32:
+        return [hash(k) for k in keys]
+    lens = list(map(len, keys))
+    width = max(lens)
+    if width <= 64 and width * n <= 2 * sum(lens):
+        first = array(_WORD, map(_LEADING.__getitem__, map(width.__sub__, lens)))
+        if _SWAP:  # pragma: no cover - big-endian hosts
+            first.byteswap()
+        starts = first.tobytes()
+        wide = bytearray(6 * n)
+        for b in range(4):
+            wide[b::6] = starts[b::4]
+        padded = b"".join(map(bytes.rjust, keys, repeat(width), repeat(b"\0")))
+        return _lanes(padded, width, n, int.from_bytes(wide, "little")).tolist()
+    order = sorted(range(n), key=lens.__getitem__)  # stable: runs of one length
+    joined = b"".join(map(keys.__getitem__, order))
+    by_len = list(map(lens.__getitem__, order))
+    hashed = array(_WORD)
+    i = start = 0
+    while i < n:
+        width = by_len[i]
+        j = bisect_right(by_len, width, i)
+        m = j - i
+        seg = joined[start : start + m * width]
+        if m < 8:
+            hashed.extend([hash(seg[k * width : (k + 1) * width]) for k in range(m)])
+        else:
+            initial = int.from_bytes(_LANE * m, "little") // _MASK * 5381
+            hashed.extend(_lanes(seg, width, m, initial))
+        start += m * width
+        i = j
+    out = [0] * n
+    deque(map(out.__setitem__, order, hashed), maxlen=0)  # out[order[k]] = hashed[k]
+    return out
 
 
 class Handle:
@@ -212,6 +293,51 @@ class Maker:
         self._n += 1
         self._pos = pos + 8 + klen + dlen
 
+    def add_many(self, keys: list[bytes], values: list[bytes]) -> None:
+        """Add ``keys[i]``, ``values[i]`` in order, exactly as that many
+        calls to :meth:`add` would, with the per-record work done in bulk
+        (tcprules' compiler feeds whole blocks of lines).  All or
+        nothing: if the last record would pass the size limit, raises
+        TooLargeError before adding any (the caller then adds one at a
+        time to find the record that does not fit)."""
+        if self._broken:
+            raise ValueError("this cdb writer was finished, failed earlier, or is closed")
+        n = len(keys)
+        if not n:
+            return
+        klens = list(map(len, keys))
+        dlens = list(map(len, values))
+        pos = self._pos
+        total = 8 * n + sum(klens) + sum(dlens)
+        if pos + total + 16 * (self._n + n) > self._limit:
+            raise TooLargeError(
+                f"{n} records totalling {total} bytes would take the file past the cdb "
+                "format's 4 GiB limit"
+            )
+        hashes = hash_many(keys)
+        parts: list[bytes] = [b""] * (3 * n)
+        parts[0::3] = map(_PAIR.pack, klens, dlens)
+        parts[1::3] = keys
+        parts[2::3] = values
+        buf = self._buf
+        buf += b"".join(parts)
+        tables = self._tables
+        p = pos
+        for h, k, d in zip(hashes, klens, dlens):
+            t = tables[h & 255]
+            t.append(h)
+            t.append(p)
+            p += 8 + k + d
+        self._n += n
+        self._pos = pos + total
+        if len(buf) >= 65536:
+            try:
+                self._write(buf)
+            except BaseException:
+                self._broken = True
+                raise
+            buf.clear()
+
     def finish(self) -> None:
         if self._broken:
             raise ValueError("this cdb writer was finished, failed earlier, or is closed")
@@ -224,16 +350,23 @@ class Maker:
             header += (pos, slots)
             if not slots:
                 continue
-            tab = array(_WORD, bytes(8 * slots))
-            for j in range(0, slots, 2):
-                h = entries[j]
-                where = (h >> 8) % slots
-                while tab[2 * where + 1]:
+            # Hashes and positions in separate lists, interleaved at the
+            # end: cheaper per record than indexing one array (a record
+            # position is never 0, so 0 marks a free slot).
+            hs = [0] * slots
+            ps = [0] * slots
+            ehs = entries[0::2]
+            starts = map(_mod, map(_rshift, ehs, repeat(8)), repeat(slots))
+            for where, h, p in zip(starts, ehs, entries[1::2]):
+                while ps[where]:
                     where += 1
                     if where == slots:
                         where = 0
-                tab[2 * where] = h
-                tab[2 * where + 1] = entries[j + 1]
+                hs[where] = h
+                ps[where] = p
+            tab = array(_WORD, bytes(8 * slots))
+            tab[0::2] = array(_WORD, hs)
+            tab[1::2] = array(_WORD, ps)
             if _SWAP:  # pragma: no cover - big-endian hosts
                 tab.byteswap()
             out += tab.tobytes()
@@ -347,3 +480,18 @@ def rules_finder(handle: Handle) -> Callable[[bytes, Any, Any], int]:
 def rules_error(handle: Handle, r: int, ip: bytes, host: Any, info: Any) -> Exception:
     """The twin of ``_cffi.rules_error``; the pure finder never needs it."""
     return AssertionError(f"pycdb: unexpected rules_find result {r}")  # pragma: no cover
+
+
+# ---- rules: the tcprules compiler ------------------------------------------------
+
+
+def compile_rules(chunks: Iterable[bytes], maker: Maker, filename: str) -> int:
+    """Compile rules text given in chunks into ``maker``; returns the
+    number of records.  The language lives in ``pycdb.rules.parse`` (the
+    reference the C parser is held to); this is the same entry point
+    ``_cffi`` offers."""
+    from .rules.parse import compile_chunks
+
+    if maker._broken:
+        raise ValueError("this cdb writer was finished, failed earlier, or is closed")
+    return compile_chunks(chunks, maker.add, filename, maker.add_many)

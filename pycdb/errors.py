@@ -46,5 +46,9 @@ class RulesSyntaxError(Error):
         self.lineno = lineno
         self.line = line
         self.reason = reason
-        shown = line.decode("utf-8", "backslashreplace")
+        # Control bytes escaped: a CRLF file's '\r' must not move the cursor.
+        shown = "".join(
+            f"\\x{ord(c):02x}" if c < " " or c == "\x7f" else c
+            for c in line.decode("utf-8", "backslashreplace")
+        )
         super().__init__(f"{filename}:{lineno}: unable to parse this line: {shown}: {reason}")

@@ -99,6 +99,56 @@ void pycdb_maker_free(pycdb_maker *mk);
 
 /* ---- rules: parsing (rules_parse.c) ---------------------------------- */
 
+/* tcprules' compiler: rules text in, records out through a maker, byte
+ * for byte what tcprules 0.88 adds (DESIGN.md section 2).  The text is
+ * fed in chunks of any size; only a partial line is carried between
+ * them (a comment line not even that), so memory does not grow with
+ * the number of lines. */
+
+#define PYCDB_ESYNTAX -16         /* a line tcprules refuses: see the status */
+
+/* Why a line was refused (pycdb_rules_status.code); the same numbers as
+ * E_* in pycdb/rules/parse.py. */
+#define PYCDB_RULES_EACTION 1     /* neither allow nor deny after the first ':' */
+#define PYCDB_RULES_EINSTR 2      /* no ',' where an instruction must start */
+#define PYCDB_RULES_ENOEQ 3       /* ",NAME" without '=' */
+#define PYCDB_RULES_ENODELIM 4    /* ",NAME=" ends the line: no delimiter */
+#define PYCDB_RULES_EUNTERM 5     /* a value's closing delimiter is missing */
+#define PYCDB_RULES_ELOW 6        /* a range's low bound is not a number */
+#define PYCDB_RULES_EHIGH 7       /* a range's high bound is not a number */
+
+/* Progress and, after an error, what went wrong.  Written by the parser
+ * only; the caller owns it and keeps it alive as long as the parser. */
+typedef struct pycdb_rules_status {
+    uint64_t lineno;      /* lines read; after an error, the line it is on */
+    uint64_t records;     /* records added */
+    int code;             /* PYCDB_RULES_E* after PYCDB_ESYNTAX */
+    uint64_t pos;         /* byte of the trimmed line where it was found */
+    const char *line;     /* after PYCDB_ESYNTAX: the trimmed line (owned */
+    uint64_t linelen;     /*   by the parser, freed with it) */
+    uint64_t klen;        /* after PYCDB_ETOOBIG: the record refused */
+    uint64_t dlen;
+} pycdb_rules_status;
+
+typedef struct pycdb_rules pycdb_rules;
+
+/* A compiler adding records to mk and reporting in *st (zeroed here).
+ * NULL when out of memory. */
+pycdb_rules *pycdb_rules_new(pycdb_maker *mk, pycdb_rules_status *st);
+
+/* Compile the complete lines in buf[0..len), keeping a partial last line
+ * for the next call.  0 ok; PYCDB_ESYNTAX; PYCDB_ETOOBIG; PYCDB_ENOMEM;
+ * -1 write error (errno).  After an error the compiler must only be
+ * freed. */
+int pycdb_rules_feed(pycdb_rules *r, const char *buf, size_t len);
+
+/* End of input: compile the last line if it had no newline.  Returns as
+ * pycdb_rules_feed.  The maker is not finished. */
+int pycdb_rules_end(pycdb_rules *r);
+
+/* Release the compiler (not the maker). */
+void pycdb_rules_free(pycdb_rules *r);
+
 /* ---- rules: tcpserver's lookup order (rules_check.c) ----------------- */
 
 /* tcpserver's rules check (ucspi-tcp's rules()), whole, in one call:

@@ -8,6 +8,7 @@ sys.path, so an unbuilt source tree can never stand in for it.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 
 import pytest
@@ -15,6 +16,10 @@ from helpers import SLOW, STRICT
 from hypothesis import HealthCheck, settings
 
 from pycdb import _backend
+
+# Python subprocesses the tests start (``python -c ...``) must import the
+# installed pycdb too, not the source tree in the working directory.
+os.environ["PYTHONSAFEPATH"] = "1"
 
 _COMMON = dict(
     deadline=None,

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -41,3 +42,32 @@ def run_ref(
     return subprocess.run(
         [ref(program), *args], input=input, capture_output=True, cwd=cwd, env=env, timeout=60
     )
+
+
+# The go-between for peak-memory measurements: a child forked straight
+# from pytest carries pytest's resident pages into its own ru_maxrss
+# (Linux records the old image's high-water mark at exec), so the program
+# is started from this small interpreter instead, which reports the exit
+# code and the child's peak (KiB) as the last line of its output.
+_MEASURE = """
+import os, sys
+pid = os.fork()
+if pid == 0:
+    os.execv(sys.argv[1], sys.argv[1:])
+_, status, usage = os.wait4(pid, 0)
+sys.stdout.write("\\n%d %d\\n" % (os.waitstatus_to_exitcode(status), usage.ru_maxrss))
+"""
+
+
+def run_measured(
+    argv: list[str], **kwargs: object
+) -> tuple[subprocess.CompletedProcess[bytes], int]:
+    """Run ``argv`` (argv[0] a path) and return (its result, its peak RSS
+    in KiB).  ``kwargs`` go to subprocess.run (stdin, cwd, env, ...)."""
+    proc = subprocess.run(
+        [sys.executable, "-S", "-c", _MEASURE, *argv], capture_output=True, **kwargs
+    )  # type: ignore[call-overload]
+    out, _, tail = proc.stdout.rstrip(b"\n").rpartition(b"\n")
+    code, kib = tail.split()
+    done = subprocess.CompletedProcess(argv, int(code), out, proc.stderr)
+    return done, int(kib)

@@ -6,20 +6,35 @@ from __future__ import annotations
 
 import os
 import subprocess
+import sys
 
 from helpers import ref
 from hypothesis import strategies as st
 
 import pycdb
 
+#: The installed console script (never the source tree).
+PYCDB = os.path.join(os.path.dirname(sys.executable), "pycdb")
+
 
 def compile_rules(text: bytes, path: str | os.PathLike[str]) -> None:
-    """Compile tcprules text to ``path`` (a temporary file beside it, then
-    rename: readers see the old file or the new one)."""
-    # switch to pycdb make once merged
+    """Compile tcprules text to ``path`` with the real tcprules (a
+    temporary file beside it, then rename: readers see the old file or the
+    new one).  The differential tests use it so that the database under
+    test comes from the reference, not from pycdb."""
     path = os.fspath(path)
     done = subprocess.run(
         [ref("tcprules"), path, path + ".tmp"], input=text, capture_output=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+
+
+def pycdb_make(text: bytes, path: str | os.PathLike[str]) -> None:
+    """``pycdb make PATH PATH.tmp < text``, the installed command, in a
+    process of its own."""
+    path = os.fspath(path)
+    done = subprocess.run(
+        [PYCDB, "make", path, path + ".tmp"], input=text, capture_output=True, timeout=60
     )
     assert done.returncode == 0, done.stderr
 

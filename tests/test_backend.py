@@ -11,6 +11,7 @@ import subprocess
 import sys
 import textwrap
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from helpers import STRICT
@@ -174,3 +175,18 @@ def test_available_lists_pure_always():
     assert "pure" in names
     if STRICT:
         assert names == ["cffi", "pure"]
+
+
+def test_subprocesses_import_the_installed_package() -> None:
+    """A ``python -c`` started by a test (from the repository root, where
+    the source tree lies) imports the same pycdb as the tests do."""
+    import pycdb
+
+    out = subprocess.run(
+        [sys.executable, "-c", "import pycdb; print(pycdb.__file__)"],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=Path(__file__).resolve().parent.parent,
+    )
+    assert out.stdout.strip() == pycdb.__file__

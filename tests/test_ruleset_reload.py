@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
-from rules_helpers import compile_rules, write_cdb
+from rules_helpers import pycdb_make, write_cdb
 
 import pycdb
 from pycdb.rules import RuleSet
@@ -65,7 +65,7 @@ def test_another_process_replaces_the_file(tmp_path: Path, backend: str) -> None
     replaces the database VERSIONS times: no check fails, every decision
     is one some version makes, and the last version is seen at the end."""
     path = tmp_path / "rules.cdb"
-    compile_rules(version_text(0), path)
+    pycdb_make(version_text(0), path)
     env = dict(os.environ, PYCDB_BACKEND=backend)
     checker = subprocess.Popen(
         [sys.executable, "-c", CHECKER, str(path)],
@@ -78,7 +78,7 @@ def test_another_process_replaces_the_file(tmp_path: Path, backend: str) -> None
         assert checker.stdout is not None and checker.stdin is not None
         assert checker.stdout.readline() == b"ready\n"
         for v in range(1, VERSIONS + 1):
-            compile_rules(version_text(v), path)
+            pycdb_make(version_text(v), path)
         checker.stdin.write(b"stop\n")
         out, err = checker.communicate(timeout=60)
     finally:

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 from helpers import ref
-from rules_helpers import compile_rules, write_cdb
+from rules_helpers import pycdb_make, write_cdb
 
 from pycdb.rules import RuleSet
 
@@ -76,7 +76,7 @@ class Server:
 @pytest.fixture
 def server(tmp_path: Path) -> Iterator[Server]:
     rules = tmp_path / "rules.cdb"
-    compile_rules(b":deny\n", rules)
+    pycdb_make(b":deny\n", rules)
     proc = subprocess.Popen(
         [
             ref("tcpserver"),
@@ -135,7 +135,7 @@ SOURCES = ["127.0.0.1", "127.0.0.2", "127.0.0.3", "127.0.1.7", "127.1.2.3"]
 
 def test_compiled_rules(server: Server) -> None:
     """A database compiled from rules text."""
-    compile_rules(
+    pycdb_make(
         b"127.0.0.2:deny\n"
         b'127.0.0.3:allow,RELAYCLIENT="",GREETING="hello, world"\n'
         b'127.0.0.:allow,NET="loopback",RELAYCLIENT=""\n'

@@ -2,21 +2,19 @@
 few machine words per record (hash and position, 8 bytes, plus the
 sorted copy made at finish), in both backends.
 
-Each build runs in a child of a fresh measuring interpreter, which
-reports getrusage(RUSAGE_CHILDREN).ru_maxrss: the peak resident size of
-that one child (a fresh parent has no other children to mix in).
+Each build runs under helpers.run_measured, which reports the peak
+resident size of that one process.
 """
 
 from __future__ import annotations
 
-import subprocess
 import sys
 import textwrap
 from collections.abc import Iterator
 
 import pytest
 from corehelpers import backends
-from helpers import SLOW
+from helpers import SLOW, run_measured
 
 from pycdb import _backend
 
@@ -43,24 +41,11 @@ BUILD = textwrap.dedent(
     """
 )
 
-MEASURE = textwrap.dedent(
-    """
-    import resource, subprocess, sys
-    subprocess.run([sys.executable, "-c", sys.argv[1], *sys.argv[2:]], check=True)
-    print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)
-    """
-)
-
 
 def peak_rss_mb(name: str, n: int, path) -> float:  # type: ignore[no-untyped-def]
-    proc = subprocess.run(
-        [sys.executable, "-c", MEASURE, BUILD, name, str(n), str(path)],
-        capture_output=True,
-        text=True,
-        timeout=3600,
-    )
+    proc, kib = run_measured([sys.executable, "-c", BUILD, name, str(n), str(path)], timeout=3600)
     assert proc.returncode == 0, proc.stderr
-    return int(proc.stdout) / 1024  # ru_maxrss is in KiB on Linux
+    return kib / 1024
 
 
 def check_build(path, n: int) -> None:  # type: ignore[no-untyped-def]

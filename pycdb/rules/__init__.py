@@ -11,3 +11,8 @@ Planned modules (each owned by one piece of work):
 # ---- check: tcpserver's decision for a connection ---------------------
 from .check import Decision as Decision
 from .check import RuleSet as RuleSet
+
+# ---- parse: tcprules text, structured and compiled ---------------------
+from .parse import Rule as Rule
+from .parse import compile as compile
+from .parse import parse as parse

@@ -1,0 +1,196 @@
+"""``pycdb make RULES.cdb RULES.tmp < RULES``: ucspi-tcp's ``tcprules``.
+
+A drop-in: for every input tcprules accepts, the same bytes in RULES.cdb
+(mode 0644 under the usual umask) and exit 0; for every input it refuses,
+exit 100; 111 for a system error; 100 for bad usage.  Where it differs,
+it differs on purpose:
+
+* the error names the file, the line number and the reason
+  (``pycdb: fatal: /etc/tcp.smtp:12: unable to parse this line: ...``);
+  the file is the real path of standard input when that is a regular
+  file (``/proc/self/fd/0`` resolved), ``-`` otherwise;
+* on any error RULES.tmp is removed (tcprules leaves it behind), and
+  RULES.cdb is never touched;
+* before anything is written it refuses, exit 100, a RULES.tmp that is
+  the rules file being read (tcprules would truncate the rules before
+  reading them and install an empty, allow-all database), a RULES.tmp
+  that is RULES.cdb itself (the database would be rewritten in place
+  instead of replaced atomically), and a RULES.cdb that is the rules
+  file (the rules text would be replaced by the database); and, exit
+  111, a RULES.tmp on another file system than RULES.cdb or a RULES.cdb
+  that is a directory (the final rename would fail after all the work);
+* ``pycdb make --help`` explains itself; extra arguments, which tcprules
+  ignores, are ignored with a warning.
+"""
+
+from __future__ import annotations
+
+import gc
+import os
+import stat
+import sys
+from collections.abc import Iterator
+
+from ..errors import RulesSyntaxError, TooLargeError
+from ..rules.parse import compile_into
+from ..writer import Writer
+from ._util import Fatal, oserror_text, usage, write_err
+
+USAGE = "pycdb make RULES.cdb RULES.tmp < RULES"
+
+HELP = f"""usage: {USAGE}
+
+Compile tcprules text read on standard input into the cdb RULES.cdb, as
+ucspi-tcp's `tcprules RULES.cdb RULES.tmp` does, byte for byte: the
+records go to RULES.tmp, which is then renamed over RULES.cdb, so
+tcpserver always sees a complete database.
+
+Differences from tcprules, all on error paths: messages give the file,
+line and reason; RULES.tmp is removed on failure; and it refuses to start
+when RULES.tmp is the rules file or RULES.cdb, when RULES.cdb is the rules
+file, or when RULES.tmp and RULES.cdb are on different file systems.
+
+Exit codes: 0 done, 100 bad usage or a line tcprules refuses, 111 a
+system error.
+"""
+
+CHUNK = 1 << 16
+
+
+def _stdin_name(st: os.stat_result | None) -> str:
+    """The real path of standard input when it is a regular file that
+    still has that name, for messages; ``-`` otherwise."""
+    if st is None or not stat.S_ISREG(st.st_mode):
+        return "-"
+    try:
+        path = os.path.realpath("/proc/self/fd/0")
+        named = os.stat(path)
+    except OSError:
+        return "-"
+    if (named.st_dev, named.st_ino) != (st.st_dev, st.st_ino):
+        return "-"  # deleted, renamed, or no /proc
+    return path
+
+
+def _stat(path: str, follow: bool = True) -> os.stat_result | None:
+    try:
+        return os.stat(path, follow_symlinks=follow)
+    except OSError:
+        return None
+
+
+def _same(a: os.stat_result | None, b: os.stat_result | None) -> bool:
+    return a is not None and b is not None and (a.st_dev, a.st_ino) == (b.st_dev, b.st_ino)
+
+
+def _preflight(target: str, tmp: str, source: os.stat_result | None, name: str) -> None:
+    """The mistakes tcprules lets through, refused before anything is
+    created.  ``source`` is standard input's status."""
+    if source is not None and not stat.S_ISREG(source.st_mode):
+        source = None  # a pipe or terminal: nothing on disk to protect
+    tmp_st = _stat(tmp)  # open() follows a symbolic link
+    if _same(tmp_st, source):
+        raise Fatal(
+            100,
+            f"refusing to use {tmp} as the temporary file: it is the rules file being read "
+            f"({name}); creating it would empty the rules before they are read and install "
+            f"an empty, allow-all database.  Did you swap the arguments?  usage: {USAGE}",
+        )
+    target_lst = _stat(target, follow=False)  # rename() replaces a link, not its target
+    if _same(target_lst, source):
+        raise Fatal(
+            100,
+            f"refusing to replace {target}: it is the rules file being read ({name}); the "
+            f"rules text would be replaced by the database.  usage: {USAGE}",
+        )
+    if _same(tmp_st, _stat(target)) or (
+        tmp and target and os.path.realpath(tmp) == os.path.realpath(target)
+    ):
+        raise Fatal(
+            100,
+            f"refusing to use {target} as its own temporary file: the database would be "
+            "rewritten in place, and tcpserver could read it half-written; name a separate "
+            f"temporary file in the same directory, such as {target}.tmp",
+        )
+    if target_lst is not None and stat.S_ISDIR(target_lst.st_mode):
+        raise Fatal(111, f"unable to replace {target}: it is a directory")
+    target_dir = os.path.dirname(target) or "."
+    try:
+        target_dev = os.stat(target_dir).st_dev
+    except OSError as exc:
+        raise Fatal(
+            111, f"unable to create {target}: directory {target_dir}: {oserror_text(exc)}"
+        ) from None
+    tmp_dir = os.path.dirname(tmp) or "."
+    tmp_dir_st = _stat(tmp_dir)
+    if tmp_dir_st is not None and tmp_dir_st.st_dev != target_dev:
+        raise Fatal(
+            111,
+            f"{tmp} and {target} are on different file systems, so the finished database "
+            "could not be renamed over the old one; put the temporary file in the same "
+            f"directory, such as {target}.tmp",
+        )
+
+
+def _read_stdin() -> Iterator[bytes]:
+    while True:
+        try:
+            chunk = os.read(0, CHUNK)  # EINTR is retried by Python itself
+        except OSError as exc:
+            raise Fatal(111, f"unable to read input: {oserror_text(exc)}") from None
+        if not chunk:
+            return
+        yield chunk
+
+
+def main(command: str, args: list[str]) -> int:
+    if len(args) == 1 and args[0] in ("-h", "--help"):
+        sys.stdout.write(HELP)
+        sys.stdout.flush()
+        return 0
+    if len(args) < 2:
+        raise usage(USAGE)
+    target, tmp = args[0], args[1]
+    if len(args) > 2:
+        write_err(f"pycdb: warning: ignoring extra arguments after {tmp}\n")
+
+    # A short-lived process that makes no reference cycles: the cyclic
+    # collector would only cost time (a few percent on the pure backend).
+    gc.disable()
+    try:
+        source: os.stat_result | None = os.fstat(0)
+    except OSError:
+        source = None  # closed: the first read says so
+    name = _stdin_name(source)
+    _preflight(target, tmp, source, name)
+
+    try:
+        writer = Writer(target, tmp_path=tmp)
+    except OSError as exc:
+        raise Fatal(111, f"unable to create {tmp}: {oserror_text(exc)}") from None
+    try:
+        compile_into(writer, _read_stdin(), name)
+    except RulesSyntaxError as exc:
+        writer.abort()
+        raise Fatal(100, str(exc)) from None
+    except TooLargeError as exc:
+        writer.abort()
+        raise Fatal(111, f"unable to write to {tmp}: {exc}") from None
+    except MemoryError:
+        writer.abort()
+        raise Fatal(111, "out of memory") from None
+    except OSError as exc:
+        writer.abort()
+        raise Fatal(111, f"unable to write to {tmp}: {oserror_text(exc)}") from None
+    except BaseException:
+        writer.abort()
+        raise
+    try:
+        writer.commit()
+    except OSError as exc:
+        raise Fatal(
+            111, f"unable to finish {tmp} and move it to {target}: {oserror_text(exc)}"
+        ) from None
+    except MemoryError:
+        raise Fatal(111, "out of memory") from None
+    return 0
