@@ -182,11 +182,10 @@ class Handle:
             offset=hpos,
         )
 
-    def get(self, key: bytes, default: object = None) -> object:
-        # The common path of _walk, inlined (this is the hot call); any
-        # sign of corruption hands over to _walk, which names it.
-        if key.__class__ is not bytes:
-            key = as_bytes(key)
+    def locate(self, key: bytes) -> int:
+        """The position of the first record for ``key`` (its header), or 0.
+        The common path of _walk, inlined (lookups are the hot call); any
+        sign of corruption hands over to _walk, which names it."""
         h = 5381
         if len(key) <= 32:
             for c in key:
@@ -196,7 +195,7 @@ class Handle:
             h = hash(key)
         hpos, hslots = self._header[h & 255]
         if not hslots:
-            return default
+            return 0
         buf = self._buf
         unpack = _PAIR.unpack_from
         slot = (h >> 8) % hslots
@@ -205,22 +204,32 @@ class Handle:
         for _ in range(hslots):
             sh, pos = unpack(buf, hpos + 8 * slot)
             if not pos:
-                return default
+                return 0
             if sh == h:
                 if pos < 2048 or pos + 8 > eod:
                     break
                 rk, rd = unpack(buf, pos)
-                end = pos + 8 + rk + rd
-                if end > eod:
+                if pos + 8 + rk + rd > eod:
                     break
                 if rk == klen and buf[pos + 8 : pos + 8 + klen] == key:
-                    return buf[end - rd : end]
+                    return int(pos)
             slot += 1
             if slot == hslots:
                 slot = 0
-        for dpos, dlen in self._walk(key):  # raises CorruptError
-            return buf[dpos : dpos + dlen]  # pragma: no cover - _walk agrees with the above
-        return default  # pragma: no cover
+        for dpos, _dlen in self._walk(key):  # raises CorruptError
+            return dpos - 8 - klen  # pragma: no cover - _walk agrees with the above
+        return 0  # pragma: no cover
+
+    def get(self, key: bytes, default: object = None) -> object:
+        if key.__class__ is not bytes:
+            key = as_bytes(key)
+        pos = self.locate(key)
+        if not pos:
+            return default
+        buf = self._buf
+        klen, dlen = _PAIR.unpack_from(buf, pos)
+        start = pos + 8 + klen
+        return buf[start : start + dlen]
 
     def get_all(self, key: bytes) -> list[bytes]:
         if key.__class__ is not bytes:
@@ -418,45 +427,6 @@ def rules_keys(ip: bytes, host: bytes | None, info: bytes | None) -> Iterator[by
     yield b""
 
 
-def _first(handle: Handle, key: bytes) -> int:
-    """The position of the first record for ``key`` (its header), or 0.
-    Handle.get's loop, returning where the record is instead of its data;
-    any sign of corruption hands over to Handle._walk, which names it."""
-    if len(key) <= 32:
-        h = 5381
-        for c in key:
-            h = h * 33 ^ c
-        h &= _MASK
-    else:
-        h = hash(key)
-    hpos, hslots = handle._header[h & 255]
-    if not hslots:
-        return 0
-    buf = handle._buf
-    unpack = _PAIR.unpack_from
-    slot = (h >> 8) % hslots
-    klen = len(key)
-    eod = handle._eod
-    for _ in range(hslots):
-        sh, pos = unpack(buf, hpos + 8 * slot)
-        if not pos:
-            return 0
-        if sh == h:
-            if pos < 2048 or pos + 8 > eod:
-                break
-            rk, rd = unpack(buf, pos)
-            if pos + 8 + rk + rd > eod:
-                break
-            if rk == klen and buf[pos + 8 : pos + 8 + klen] == key:
-                return int(pos)
-        slot += 1
-        if slot == hslots:
-            slot = 0
-    for dpos, _dlen in handle._walk(key):  # raises CorruptError
-        return dpos - 8 - klen  # pragma: no cover - _walk agrees with the above
-    return 0  # pragma: no cover
-
-
 #: Stands for "not known" (no host, no info) in a finder's arguments.
 RULES_NONE = None
 
@@ -465,7 +435,7 @@ def rules_find(handle: Handle, ip: bytes, host: bytes | None, info: bytes | None
     """tcpserver's rules check on ``handle``'s file: the position of the
     deciding record, or 0 when no key has one; raises CorruptError."""
     for key in rules_keys(ip, host, info):
-        pos = _first(handle, key)
+        pos = handle.locate(key)
         if pos:
             return pos
     return 0
