@@ -29,7 +29,7 @@ from hypothesis import strategies as st
 
 from pycdb import cli
 from pycdb._pure import hash as cdb_hash
-from pycdb.cli import cdbtools
+from pycdb.cli import _util, cdbtools
 
 MASK = 0xFFFFFFFF
 GOLDEN = FIXTURES / "cdbtools"
@@ -869,12 +869,13 @@ def test_missing_and_unreadable_files(tmp_path: Path, command: str) -> None:
 
 
 def test_error_text_is_djbs() -> None:
-    assert cdbtools.error_text(OSError(errno.ENOENT, "x")) == "file does not exist"
-    assert cdbtools.error_text(OSError(errno.EACCES, "x")) == "access denied"
-    assert cdbtools.error_text(OSError(errno.EAGAIN, "x")) == "temporary failure"
-    assert cdbtools.error_text(OSError(errno.ENOSPC, "x")) == "out of disk space"
-    assert cdbtools.error_text(OSError(4242, "x")) == "unknown error"
-    assert cdbtools.error_text(MemoryError()) == "out of memory"
+    text = _util.oserror_text
+    assert text(OSError(errno.ENOENT, "x")) == "file does not exist"
+    assert text(OSError(errno.EACCES, "x")) == "access denied"
+    assert text(OSError(errno.EAGAIN, "x")) == "temporary failure"
+    assert text(OSError(errno.ENOSPC, "x")) == "out of disk space"
+    assert text(OSError(4242, "Some Error")) == "some Error"  # djb has no name for it
+    assert text(MemoryError()) == "out of memory"
 
 
 # ---------------------------------------------------------------------------

@@ -157,7 +157,7 @@ def test_stale_temporary_is_reused_and_removed_on_error(tmp_path: Path) -> None:
 def test_cannot_create_temporary(tmp_path: Path) -> None:
     code, _, err = make_in(tmp_path, "out.cdb", "missing/out.tmp")
     assert code == 111
-    assert err == "pycdb: fatal: unable to create missing/out.tmp: no such file or directory\n"
+    assert err == "pycdb: fatal: unable to create missing/out.tmp: file does not exist\n"
     assert run_ref("tcprules", "out.cdb", "missing/out.tmp", cwd=tmp_path).returncode == 111
 
 

@@ -4,6 +4,7 @@ output written the way djb's buffer library writes it."""
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import sys
 from typing import BinaryIO
@@ -24,9 +25,136 @@ def usage(text: str) -> Fatal:
     return Fatal(100, f"usage: {text}")
 
 
-def oserror_text(exc: OSError) -> str:
-    """djb's wording of a system error: the strerror text, lower case."""
-    text = exc.strerror or str(exc)
+# djb's wording of system errors (error_str.c), so that every command's
+# messages read like ucspi-tcp's and freecdb's.
+
+
+def _errtable() -> dict[int, str]:
+    # Ordered as error_str() tests them: where two names share a number
+    # (EAGAIN/EWOULDBLOCK, EOPNOTSUPP/ENOTSUP), the first text wins.
+    names = [
+        ("EINTR", "interrupted system call"),
+        ("ENOMEM", "out of memory"),
+        ("ENOENT", "file does not exist"),
+        ("ETXTBSY", "text busy"),
+        ("EIO", "input/output error"),
+        ("EEXIST", "file already exists"),
+        ("ETIMEDOUT", "timed out"),
+        ("EINPROGRESS", "operation in progress"),
+        ("EAGAIN", "temporary failure"),
+        ("EWOULDBLOCK", "input/output would block"),
+        ("EPIPE", "broken pipe"),
+        ("EPERM", "permission denied"),
+        ("EACCES", "access denied"),
+        ("ENXIO", "device not configured"),
+        ("EPROTO", "protocol error"),
+        ("EISDIR", "is a directory"),
+        ("ECONNREFUSED", "connection refused"),
+        ("ENOTDIR", "not a directory"),
+        ("ESRCH", "no such process"),
+        ("E2BIG", "argument list too long"),
+        ("ENOEXEC", "exec format error"),
+        ("EBADF", "file descriptor not open"),
+        ("ECHILD", "no child processes"),
+        ("EDEADLK", "operation would cause deadlock"),
+        ("EFAULT", "bad address"),
+        ("ENOTBLK", "not a block device"),
+        ("EBUSY", "device busy"),
+        ("EXDEV", "cross-device link"),
+        ("ENODEV", "device does not support operation"),
+        ("EINVAL", "invalid argument"),
+        ("ENFILE", "system cannot open more files"),
+        ("EMFILE", "process cannot open more files"),
+        ("ENOTTY", "not a tty"),
+        ("EFBIG", "file too big"),
+        ("ENOSPC", "out of disk space"),
+        ("ESPIPE", "unseekable descriptor"),
+        ("EROFS", "read-only file system"),
+        ("EMLINK", "too many links"),
+        ("EDOM", "input out of range"),
+        ("ERANGE", "output out of range"),
+        ("EALREADY", "operation already in progress"),
+        ("ENOTSOCK", "not a socket"),
+        ("EDESTADDRREQ", "destination address required"),
+        ("EMSGSIZE", "message too long"),
+        ("EPROTOTYPE", "incorrect protocol type"),
+        ("ENOPROTOOPT", "protocol not available"),
+        ("EPROTONOSUPPORT", "protocol not supported"),
+        ("ESOCKTNOSUPPORT", "socket type not supported"),
+        ("EOPNOTSUPP", "operation not supported"),
+        ("EPFNOSUPPORT", "protocol family not supported"),
+        ("EAFNOSUPPORT", "address family not supported"),
+        ("EADDRINUSE", "address already used"),
+        ("EADDRNOTAVAIL", "address not available"),
+        ("ENETDOWN", "network down"),
+        ("ENETUNREACH", "network unreachable"),
+        ("ENETRESET", "network reset"),
+        ("ECONNABORTED", "connection aborted"),
+        ("ECONNRESET", "connection reset"),
+        ("ENOBUFS", "out of buffer space"),
+        ("EISCONN", "already connected"),
+        ("ENOTCONN", "not connected"),
+        ("ESHUTDOWN", "socket shut down"),
+        ("ETOOMANYREFS", "too many references"),
+        ("ELOOP", "symbolic link loop"),
+        ("ENAMETOOLONG", "file name too long"),
+        ("EHOSTDOWN", "host down"),
+        ("EHOSTUNREACH", "host unreachable"),
+        ("ENOTEMPTY", "directory not empty"),
+        ("EPROCLIM", "too many processes"),
+        ("EUSERS", "too many users"),
+        ("EDQUOT", "disk quota exceeded"),
+        ("ESTALE", "stale NFS file handle"),
+        ("EREMOTE", "too many levels of remote in path"),
+        ("EBADRPC", "RPC structure is bad"),
+        ("ERPCMISMATCH", "RPC version mismatch"),
+        ("EPROGUNAVAIL", "RPC program unavailable"),
+        ("EPROGMISMATCH", "program version mismatch"),
+        ("EPROCUNAVAIL", "bad procedure for program"),
+        ("ENOLCK", "no locks available"),
+        ("ENOSYS", "system call not available"),
+        ("EFTYPE", "bad file type"),
+        ("EAUTH", "authentication error"),
+        ("ENEEDAUTH", "not authenticated"),
+        ("ENOSTR", "not a stream device"),
+        ("ETIME", "timer expired"),
+        ("ENOSR", "out of stream resources"),
+        ("ENOMSG", "no message of desired type"),
+        ("EBADMSG", "bad message type"),
+        ("EIDRM", "identifier removed"),
+        ("ENONET", "machine not on network"),
+        ("ERREMOTE", "object not local"),
+        ("ENOLINK", "link severed"),
+        ("EADV", "advertise error"),
+        ("ESRMNT", "srmount error"),
+        ("ECOMM", "communication error"),
+        ("EMULTIHOP", "multihop attempted"),
+        ("EREMCHG", "remote address changed"),
+    ]
+    table: dict[int, str] = {}
+    for name, text in names:
+        number = getattr(errno, name, None)
+        if number is not None and number not in table:
+            table[number] = text
+    return table
+
+
+_ERRTEXT = _errtable()
+
+
+_ERRTEXT = _errtable()
+
+
+def oserror_text(exc: BaseException) -> str:
+    """djb's ``error_str()`` wording for the error behind ``exc`` (an
+    OSError's errno, or MemoryError); the system's own text, lower-cased,
+    for an errno djb never named."""
+    if isinstance(exc, MemoryError):
+        return "out of memory"
+    number = getattr(exc, "errno", None)
+    if number in _ERRTEXT:
+        return _ERRTEXT[number]
+    text = getattr(exc, "strerror", None) or str(exc) or "unknown error"
     return text[:1].lower() + text[1:]
 
 

@@ -57,7 +57,7 @@ Deliberate differences from freecdb:
 * ``-h``/``--help`` as the only argument prints the command's usage to
   stdout (exit 0); a file called ``--help`` can be given as ``./--help``.
 
-System error texts are djb's ``error_str()`` wording ("file does not
+System error texts are djb's ``error_str()`` wording (``_util.oserror_text``) ("file does not
 exist", "out of disk space", ...), so messages match freecdb's.
 """
 
@@ -65,7 +65,6 @@ from __future__ import annotations
 
 import bisect
 import contextlib
-import errno
 import io
 import mmap
 import os
@@ -79,7 +78,7 @@ from .. import _backend
 from .._common import LIMIT
 from ..errors import TooLargeError
 from ..writer import Writer
-from ._util import DjbOutput, Fatal, usage
+from ._util import DjbOutput, Fatal, oserror_text, usage
 
 _MASK = 0xFFFFFFFF
 _PAIR = struct.Struct("<II")
@@ -110,133 +109,6 @@ _HELP = {
 }
 
 Buffer = Union[bytes, mmap.mmap]
-
-
-# ---------------------------------------------------------------------------
-# djb's wording of system errors (error_str.c), so messages match freecdb's
-
-
-def _errtable() -> dict[int, str]:
-    # Ordered as error_str() tests them: where two names share a number
-    # (EAGAIN/EWOULDBLOCK, EOPNOTSUPP/ENOTSUP), the first text wins.
-    names = [
-        ("EINTR", "interrupted system call"),
-        ("ENOMEM", "out of memory"),
-        ("ENOENT", "file does not exist"),
-        ("ETXTBSY", "text busy"),
-        ("EIO", "input/output error"),
-        ("EEXIST", "file already exists"),
-        ("ETIMEDOUT", "timed out"),
-        ("EINPROGRESS", "operation in progress"),
-        ("EAGAIN", "temporary failure"),
-        ("EWOULDBLOCK", "input/output would block"),
-        ("EPIPE", "broken pipe"),
-        ("EPERM", "permission denied"),
-        ("EACCES", "access denied"),
-        ("ENXIO", "device not configured"),
-        ("EPROTO", "protocol error"),
-        ("EISDIR", "is a directory"),
-        ("ECONNREFUSED", "connection refused"),
-        ("ENOTDIR", "not a directory"),
-        ("ESRCH", "no such process"),
-        ("E2BIG", "argument list too long"),
-        ("ENOEXEC", "exec format error"),
-        ("EBADF", "file descriptor not open"),
-        ("ECHILD", "no child processes"),
-        ("EDEADLK", "operation would cause deadlock"),
-        ("EFAULT", "bad address"),
-        ("ENOTBLK", "not a block device"),
-        ("EBUSY", "device busy"),
-        ("EXDEV", "cross-device link"),
-        ("ENODEV", "device does not support operation"),
-        ("EINVAL", "invalid argument"),
-        ("ENFILE", "system cannot open more files"),
-        ("EMFILE", "process cannot open more files"),
-        ("ENOTTY", "not a tty"),
-        ("EFBIG", "file too big"),
-        ("ENOSPC", "out of disk space"),
-        ("ESPIPE", "unseekable descriptor"),
-        ("EROFS", "read-only file system"),
-        ("EMLINK", "too many links"),
-        ("EDOM", "input out of range"),
-        ("ERANGE", "output out of range"),
-        ("EALREADY", "operation already in progress"),
-        ("ENOTSOCK", "not a socket"),
-        ("EDESTADDRREQ", "destination address required"),
-        ("EMSGSIZE", "message too long"),
-        ("EPROTOTYPE", "incorrect protocol type"),
-        ("ENOPROTOOPT", "protocol not available"),
-        ("EPROTONOSUPPORT", "protocol not supported"),
-        ("ESOCKTNOSUPPORT", "socket type not supported"),
-        ("EOPNOTSUPP", "operation not supported"),
-        ("EPFNOSUPPORT", "protocol family not supported"),
-        ("EAFNOSUPPORT", "address family not supported"),
-        ("EADDRINUSE", "address already used"),
-        ("EADDRNOTAVAIL", "address not available"),
-        ("ENETDOWN", "network down"),
-        ("ENETUNREACH", "network unreachable"),
-        ("ENETRESET", "network reset"),
-        ("ECONNABORTED", "connection aborted"),
-        ("ECONNRESET", "connection reset"),
-        ("ENOBUFS", "out of buffer space"),
-        ("EISCONN", "already connected"),
-        ("ENOTCONN", "not connected"),
-        ("ESHUTDOWN", "socket shut down"),
-        ("ETOOMANYREFS", "too many references"),
-        ("ELOOP", "symbolic link loop"),
-        ("ENAMETOOLONG", "file name too long"),
-        ("EHOSTDOWN", "host down"),
-        ("EHOSTUNREACH", "host unreachable"),
-        ("ENOTEMPTY", "directory not empty"),
-        ("EPROCLIM", "too many processes"),
-        ("EUSERS", "too many users"),
-        ("EDQUOT", "disk quota exceeded"),
-        ("ESTALE", "stale NFS file handle"),
-        ("EREMOTE", "too many levels of remote in path"),
-        ("EBADRPC", "RPC structure is bad"),
-        ("ERPCMISMATCH", "RPC version mismatch"),
-        ("EPROGUNAVAIL", "RPC program unavailable"),
-        ("EPROGMISMATCH", "program version mismatch"),
-        ("EPROCUNAVAIL", "bad procedure for program"),
-        ("ENOLCK", "no locks available"),
-        ("ENOSYS", "system call not available"),
-        ("EFTYPE", "bad file type"),
-        ("EAUTH", "authentication error"),
-        ("ENEEDAUTH", "not authenticated"),
-        ("ENOSTR", "not a stream device"),
-        ("ETIME", "timer expired"),
-        ("ENOSR", "out of stream resources"),
-        ("ENOMSG", "no message of desired type"),
-        ("EBADMSG", "bad message type"),
-        ("EIDRM", "identifier removed"),
-        ("ENONET", "machine not on network"),
-        ("ERREMOTE", "object not local"),
-        ("ENOLINK", "link severed"),
-        ("EADV", "advertise error"),
-        ("ESRMNT", "srmount error"),
-        ("ECOMM", "communication error"),
-        ("EMULTIHOP", "multihop attempted"),
-        ("EREMCHG", "remote address changed"),
-    ]
-    table: dict[int, str] = {}
-    for name, text in names:
-        number = getattr(errno, name, None)
-        if number is not None and number not in table:
-            table[number] = text
-    return table
-
-
-_ERRTEXT = _errtable()
-
-
-def error_text(exc: BaseException) -> str:
-    """djb's ``error_str()`` for the errno behind ``exc``."""
-    if isinstance(exc, MemoryError):
-        return "out of memory"
-    number = getattr(exc, "errno", None)
-    if number is None:
-        return "unknown error"
-    return _ERRTEXT.get(number, "unknown error")
 
 
 # ---------------------------------------------------------------------------
@@ -273,7 +145,7 @@ class _Stdout:
 
     def _fail(self, exc: OSError) -> Fatal:
         _silence_stdout()
-        return Fatal(111, f"unable to {self.verb} output: {error_text(exc)}")
+        return Fatal(111, f"unable to {self.verb} output: {oserror_text(exc)}")
 
     def write(self, data: bytes | bytearray | memoryview) -> int:
         try:
@@ -311,7 +183,7 @@ def _open_input(path: str) -> int:
     try:
         fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
     except OSError as exc:
-        raise Fatal(111, f"unable to open {path}: {error_text(exc)}") from None
+        raise Fatal(111, f"unable to open {path}: {oserror_text(exc)}") from None
     try:
         if stat.S_ISDIR(os.fstat(fd).st_mode):
             # read(2) on a directory: what cdbdump and cdbstats say.
@@ -358,7 +230,7 @@ class _CdbFile:
                     return b"".join(parts)
                 parts.append(data)
         except OSError as exc:
-            raise Fatal(111, f"unable to read input: {error_text(exc)}") from None
+            raise Fatal(111, f"unable to read input: {oserror_text(exc)}") from None
 
     def close(self) -> None:
         if self._map is not None:
@@ -572,7 +444,7 @@ def _dump_stream(f: BinaryIO, out: DjbOutput, raw: _Stdout) -> None:
         except OSError as exc:
             flush()
             out.flush()
-            raise Fatal(111, f"unable to read input: {error_text(exc)}") from None
+            raise Fatal(111, f"unable to read input: {oserror_text(exc)}") from None
 
     def flush() -> None:
         nonlocal queued
@@ -981,7 +853,7 @@ def _cdbmake(out_path: str, tmp_path: str, stream: IO[bytes] | None) -> None:
     try:
         writer = Writer(out_path, tmp_path=tmp_path, _limit=_LIMIT)
     except OSError as exc:
-        raise die_write(error_text(exc)) from None
+        raise die_write(oserror_text(exc)) from None
     try:
         _cdbmake_records(writer, stream, die_write)
         try:
@@ -991,9 +863,9 @@ def _cdbmake(out_path: str, tmp_path: str, stream: IO[bytes] | None) -> None:
         except OSError as exc:
             if exc.filename2 is not None:  # os.rename names both files
                 raise Fatal(
-                    111, f"unable to rename {tmp_path} to {out_path}: {error_text(exc)}"
+                    111, f"unable to rename {tmp_path} to {out_path}: {oserror_text(exc)}"
                 ) from None
-            raise die_write(error_text(exc)) from None
+            raise die_write(oserror_text(exc)) from None
         except MemoryError:
             raise die_write("out of memory") from None
     except BaseException:
@@ -1054,7 +926,7 @@ def _cdbmake_records(
         except MemoryError:
             raise die_write("out of memory") from None
         except OSError as exc:
-            raise die_write(error_text(exc)) from None
+            raise die_write(oserror_text(exc)) from None
 
     head = _HEAD
     try:
@@ -1095,7 +967,7 @@ def _cdbmake_records(
             if getch() != 0x0A:
                 raise die_read("newline expected")
     except _ReadError as exc:
-        raise die_read(error_text(exc.exc)) from None
+        raise die_read(oserror_text(exc.exc)) from None
     except MemoryError:
         raise die_write("out of memory") from None
     # cdb_make_finish(): 8 bytes per slot, two slots per record.
@@ -1151,4 +1023,4 @@ def main(command: str, args: list[str]) -> int:
     return 0
 
 
-__all__ = ["Finder", "error_text", "main"]
+__all__ = ["Finder", "main"]
