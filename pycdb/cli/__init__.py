@@ -67,9 +67,9 @@ def main(argv: list[str] | None = None) -> int:
     if command not in COMMANDS:
         write_err(f"pycdb: unknown command {command!r}; {USAGE}\n")
         return 100
-    module = importlib.import_module(f"{__name__}.{COMMANDS[command][0]}")
-    handler: Callable[[str, list[str]], int] = module.main
     try:
+        module = importlib.import_module(f"{__name__}.{COMMANDS[command][0]}")
+        handler: Callable[[str, list[str]], int] = module.main
         return handler(command, rest)
     except Fatal as exc:
         write_err(f"pycdb: fatal: {exc.message}\n")
