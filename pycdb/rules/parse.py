@@ -37,7 +37,17 @@ from .data import Action, Env, encode, pick_delimiter
 if TYPE_CHECKING:
     from ..writer import Writer
 
-__all__ = ["Rule", "Source", "compile", "compile_into", "expand", "parse", "reason"]
+__all__ = [
+    "Rule",
+    "Source",
+    "compile",
+    "compile_into",
+    "expand",
+    "parse",
+    "parse_line",
+    "range_bounds",
+    "reason",
+]
 
 #: What :func:`parse` and :func:`compile` read: a path, the text as
 #: bytes, a binary file object, or an iterable of lines (bytes, str, or
@@ -202,6 +212,27 @@ def expand(address: bytes) -> list[bytes]:
     return [prefix + n for n in numbers]
 
 
+def range_bounds(address: bytes) -> tuple[int, int] | None:
+    """The (low, high) numbers of the range in ``address`` as tcprules
+    reads them, before a high bound above 255 is cut to 255; None when the
+    address is not a range (see :func:`expand`, which this agrees with:
+    the keys are the numbers from low to ``min(high, 255)``).  For tools
+    that explain a range, e.g. one that adds no key.  Raises ValueError
+    for a bound that is not a number (tcprules refuses the line)."""
+    if 45 not in address or 61 in address or 64 in address:  # '-', '=', '@'
+        return None
+    dash = address.find(b"-")
+    left = address.rfind(b".", 0, dash) + 1
+    right = address.find(b".", dash + 1)
+    if right < 0:
+        right = len(address)
+    low = _number(address[left:dash])
+    high = _number(address[dash + 1 : right])
+    if low is None or high is None:
+        raise ValueError(f"{address!r} is a range whose bounds are not both numbers")
+    return low, high
+
+
 def _rest(line: bytes, colon: int) -> tuple[Action, list[tuple[bytes, bytes]], bytes]:
     """The action, instructions and record data of the text after the
     colon; raises ``_Bad`` where tcprules would give up."""
@@ -254,6 +285,19 @@ def _parse_line(line: bytes, lineno: int) -> Rule | None:
     action, env, data = _rest(line, colon)
     address = line[:colon]
     return Rule(lineno, address, action, tuple(env), tuple(expand(address)), data)
+
+
+def parse_line(line: bytes, lineno: int = 1, filename: str = "<line>") -> Rule | None:
+    """The rule on one line of rules text (without its newline), exactly
+    as :func:`parse` reads it there, or None for a line tcprules skips (a
+    comment, an empty line, a line without ``:``); raises
+    :class:`pycdb.RulesSyntaxError` where tcprules gives up.  For tools
+    that look at every line, such as a linter that carries on past a
+    refused line where :func:`parse` (like tcprules) stops."""
+    try:
+        return _parse_line(line, lineno)
+    except _Bad as bad:
+        raise _error(filename, lineno, line, bad) from None
 
 
 def blocks(chunks: Iterable[bytes]) -> Iterator[bytes]:

@@ -1,0 +1,164 @@
+"""``pycdb lint FILE...``: what rules text or a rules cdb really does.
+
+Prints one finding per line, the way compilers do, so editors and CI
+annotate them::
+
+    tcp.smtp:12: error: '=mx1.example.com' grants RELAYCLIENT by host name: ... [relay-by-name]
+    tcp.smtp.cdb: key '=mx1.example.com': error: ... [relay-by-name]
+    tcp.smtp: warning: there is no default rule ... [no-default]
+
+(``FILE:LINE:`` for a line of text, ``FILE: key 'KEY':`` for a cdb
+record, ``FILE:`` for the whole file), then a summary line ``FILE: N
+errors, M warnings``.  ``--json`` prints one JSON object per file instead
+(see :meth:`pycdb.rules.lint.Report.as_dict`).
+
+Exit codes: lint's own contract first, 0 when no file has an error and 1
+when one has (with ``--strict``, also for a warning); then the usual
+ones, 111 when a file cannot be read (``pycdb: fatal: unable to read
+FILE: ...``) and 100 for bad usage.
+
+How FILE is read: a cdb when it starts with a sound cdb header (or is
+named ``*.cdb``), rules text otherwise; ``--as-text``/``--as-cdb``
+decide instead.  ``-`` is standard input.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+
+from ..rules.lint import Kind, Report, detect, detect_bytes, lint_cdb, lint_text
+from ._util import Fatal, oserror_text, stdout, usage
+
+USAGE = "pycdb lint [--as-text|--as-cdb] [--cdb RULES.cdb] [--paranoid] [--strict] [--json] FILE..."
+
+HELP = f"""usage: {USAGE}
+
+Say what tcpserver will do with the rules in FILE (tcprules text, or a
+cdb compiled from it) and what is wrong with them: open relays, grants
+by forgeable host names, keys that never match, duplicate keys, lines
+tcprules ignores or refuses, and more.  One finding per line,
+FILE:LINE: SEVERITY: MESSAGE [CODE], then a summary per file.
+
+  --as-text        read FILE as rules text (by default: a cdb when it starts
+                   with a sound cdb header or is named *.cdb, text otherwise)
+  --as-cdb         read FILE as a cdb
+  --cdb RULES.cdb  FILE is the text RULES.cdb was compiled from: report it
+                   stale when compiling FILE does not give its bytes
+  --paranoid       tcpserver runs with -p (host names are forward-confirmed):
+                   RELAYCLIENT granted by host name is then no error
+  --strict         exit 1 for warnings too
+  --json           one JSON object per file instead of text
+  -                standard input (as FILE)
+  --               end of options
+
+Exit codes: 0 no errors, 1 errors (or, with --strict, warnings);
+111 a file cannot be read; 100 bad usage.
+"""
+
+
+class _Options:
+    def __init__(self) -> None:
+        self.kind: Kind | None = None
+        self.cdb: str | None = None
+        self.paranoid = False
+        self.strict = False
+        self.json = False
+        self.files: list[str] = []
+
+
+def _parse(args: list[str]) -> _Options | None:
+    """The options, or None when help was asked."""
+    opts = _Options()
+    i = 0
+    while i < len(args):
+        arg = args[i]
+        i += 1
+        if arg == "--":
+            opts.files += args[i:]
+            break
+        if arg in ("-h", "--help"):
+            return None
+        if arg.startswith("--"):
+            name, eq, value = arg[2:].partition("=")
+            if name == "cdb":
+                if not eq:
+                    if i == len(args):
+                        raise usage(f"{USAGE} (--cdb needs a file)")
+                    value = args[i]
+                    i += 1
+                opts.cdb = value
+                continue
+            if not eq and name in ("as-text", "as-cdb"):
+                kind: Kind = "text" if name == "as-text" else "cdb"
+                if opts.kind not in (None, kind):
+                    raise usage(f"{USAGE} (--as-text and --as-cdb exclude each other)")
+                opts.kind = kind
+                continue
+            if not eq and name in ("paranoid", "strict", "json"):
+                setattr(opts, name, True)
+                continue
+            raise usage(f"{USAGE} (unknown option {arg})")
+        if arg.startswith("-") and arg != "-":
+            raise usage(f"{USAGE} (unknown option {arg})")
+        opts.files.append(arg)
+    if not opts.files:
+        raise usage(USAGE)
+    if opts.cdb is not None and len(opts.files) != 1:
+        raise usage(f"{USAGE} (--cdb goes with one rules text FILE)")
+    return opts
+
+
+def _unreadable(name: str, exc: OSError) -> Fatal:
+    return Fatal(111, f"unable to read {name}: {oserror_text(exc)}")
+
+
+def _lint_one(path: str, opts: _Options) -> Report:
+    """The report for one operand; Fatal when it cannot be read."""
+    kind = opts.kind
+    data: bytes | None = None
+    try:
+        if path == "-":
+            data = sys.stdin.buffer.read()
+            if kind is None:
+                kind = detect_bytes(data, "-")
+        elif kind is None:
+            kind = detect(path)
+        if kind == "cdb":
+            if opts.cdb is not None:
+                raise usage(f"{USAGE} (--cdb compares rules text with its cdb; {path} is a cdb)")
+            if data is not None:
+                return lint_cdb(data, name="-", paranoid=opts.paranoid)
+            return lint_cdb(path, paranoid=opts.paranoid)
+        source: str | bytes = path if data is None else data
+        return lint_text(source, filename=path, cdb=opts.cdb, paranoid=opts.paranoid)
+    except OSError as exc:
+        name = exc.filename if isinstance(exc.filename, str) else path
+        raise _unreadable(name, exc) from None
+
+
+def _write(text: str) -> None:
+    try:
+        out = stdout()
+        out.write(text.encode("utf-8", "surrogateescape"))
+        out.flush()
+    except OSError as exc:
+        raise Fatal(111, f"unable to write output: {oserror_text(exc)}") from None
+
+
+def main(command: str, args: list[str]) -> int:
+    opts = _parse(args)
+    if opts is None:
+        _write(HELP)
+        return 0
+    code = 0
+    for path in opts.files:
+        report = _lint_one(path, opts)
+        if opts.json:
+            _write(json.dumps(report.as_dict(), ensure_ascii=True) + "\n")
+        else:
+            lines = [f.format(report.name) for f in report.findings]
+            lines.append(report.summary())
+            _write("\n".join(lines) + "\n")
+        code = max(code, report.exit_code(opts.strict))
+    return code
