@@ -40,7 +40,18 @@ from typing import Any
 from . import _backend
 from ._common import LIMIT
 
-__all__ = ["Batch", "Finding", "Report", "check", "check_bytes", "open_buffer"]
+__all__ = [
+    "Batch",
+    "Finding",
+    "Report",
+    "check",
+    "check_bytes",
+    "header_of",
+    "open_buffer",
+    "record_area_end",
+    "show",
+    "walk",
+]
 
 _PAIR = struct.Struct("<II")
 _WORD = "I" if array("I").itemsize == 4 else "L"

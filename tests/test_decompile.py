@@ -370,3 +370,39 @@ def test_salvage_stops_where_the_records_break(tmp_path: Path) -> None:
     assert lines[:2] == [b'10.0.0.:allow,N="0"', b'10.0.1.:allow,N="1"']
     assert lines[2].startswith(b"# the records end here: offset %d: the record at" % third)
     assert lines[3:] == [b""]
+
+
+# ---- damaged files: refused, or rebuilt exactly ---------------------------------------
+
+_BASE = (
+    b'127.0.0.1:allow,RELAYCLIENT=""\n10.0.0.1-4:deny\n=mx.example.com:allow,A="1"\n'
+    b"joe@1.2.3.4:allow\n:deny\n"
+)
+
+
+@given(
+    edits=st.lists(st.tuples(st.integers(0, 10**6), st.integers(0, 255)), min_size=1, max_size=4),
+    cut=st.integers(0, 40),
+    tail=st.binary(max_size=3),
+)
+def test_damaged_files(tmp_path: Path, edits: list[tuple[int, int]], cut: int, tail: bytes) -> None:
+    """Any damage: validation and salvage never fail, and whenever
+    decompile accepts a file, tcprules rebuilds exactly its bytes."""
+    orig = tmp_path / "orig.cdb"
+    assert tcprules(orig, _BASE).returncode == 0
+    buf = bytearray(orig.read_bytes())
+    for where, value in edits:
+        buf[where % len(buf)] = value
+    data = bytes(buf[: len(buf) - cut]) + tail
+    report = rv.check_bytes(data)
+    with decompile(data, salvage=True) as d:
+        salvaged = b"".join(d)
+    assert tcprules(tmp_path / "s.cdb", salvaged).returncode == 0
+    try:
+        text = text_of(data)
+    except DecompileError as exc:
+        assert not (report.sound and report.canonical) and exc.reason
+        return
+    assert report.sound and report.canonical and text == salvaged
+    assert tcprules(tmp_path / "x.cdb", text).returncode == 0
+    assert (tmp_path / "x.cdb").read_bytes() == data
