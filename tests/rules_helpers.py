@@ -205,3 +205,46 @@ def handmade(draw: st.DrawFn) -> tuple[list[tuple[bytes, bytes]], list[Conn]]:
         )
     )
     return records, conns
+
+
+# ---- rules files tcprules accepts (validate/decompile round trips) --------------
+#
+# Built from test_make_differential's addresses (every range shape, '='
+# and '@' addresses, odd bytes) with only well-formed actions and
+# instructions, so that nearly every file compiles: the round-trip tests
+# skip the few tcprules refuses (a range bound that is not a number, a
+# last delimiter that is a blank) without tripping hypothesis' filter
+# health check.
+
+from test_make_differential import _address, _delims  # noqa: E402
+
+
+@st.composite
+def _good_instruction(draw: st.DrawFn) -> bytes:
+    name = draw(st.sampled_from([b"RELAYCLIENT", b"RBLSMTPD", b"", b"A,B", b"\xe9", b"N\0"]))
+    d = draw(_delims)
+    value = draw(st.binary(max_size=6)).replace(b"\n", b"").replace(d, b"")
+    return b"," + name + b"=" + d + value + d
+
+
+@st.composite
+def _good_line(draw: st.DrawFn) -> bytes:
+    kind = draw(st.sampled_from(["rule"] * 12 + ["comment", "blank", "nocolon"]))
+    if kind == "comment":
+        return b"#" + draw(st.binary(max_size=8)).replace(b"\n", b"")
+    if kind == "blank":
+        return draw(st.sampled_from([b"", b" ", b"\t "]))
+    if kind == "nocolon":
+        return draw(st.sampled_from([b"1.2.3.4", b"x y", b"1-2"]))
+    action = draw(st.sampled_from([b"allow", b"allow", b"deny"]))
+    instructions = b"".join(draw(st.lists(_good_instruction(), max_size=3)))
+    trailing = draw(st.sampled_from([b""] * 6 + [b" ", b"\t", b" \t"]))
+    return draw(_address) + b":" + action + instructions + trailing
+
+
+#: Rules text that tcprules almost always compiles.
+GOOD_RULES = st.builds(
+    lambda lines, newline: b"\n".join(lines) + (b"\n" if newline else b""),
+    st.lists(_good_line(), max_size=10),
+    st.booleans(),
+)

@@ -179,4 +179,120 @@ def test_cdbmake_files_are_sound(tmp_path: Path, records: list[tuple[bytes, byte
     assert done.returncode == 0
     report = validate.check(out)
     assert report.sound, report.findings
+    assert report.canonical, report.layout_note
     assert report.records == len(records)
+
+
+# ---- cdbmake's exact layout, the hooks, hostile layouts -----------------------------
+
+
+def test_files_the_tools_write_are_canonical(tmp_path: Path) -> None:
+    report = validate.check_bytes(bytes(build(tmp_path, RECORDS)))
+    assert report.canonical and report.layout_note == ""
+    assert validate.check_bytes(bytes(build(tmp_path, []))).canonical
+
+
+def test_same_home_slot_swapped_is_sound_but_not_canonical(tmp_path: Path) -> None:
+    """Two records with one home slot, stored the other way round: every
+    lookup still works (no finding), but it is not cdbmake's layout."""
+    seen: dict[tuple[int, int], bytes] = {}
+    for i in range(10**6):
+        key = b"k%d" % i
+        h = pycdb.hash(key)
+        where = (h & 255, (h >> 8) % 4)
+        if where in seen:
+            a, b = seen[where], key
+            break
+        seen[where] = key
+    buf = build(tmp_path, [(a, b"1"), (b, b"2")])
+    t = pycdb.hash(a) & 255
+    slots = slots_of(buf, t)
+    home = (pycdb.hash(a) >> 8) % 4
+    nxt = (home + 1) % 4
+    (oa, ha, pa), (ob, hb, pb) = slots[home], slots[nxt]
+    struct.pack_into("<II", buf, oa, hb, pb)
+    struct.pack_into("<II", buf, ob, ha, pa)
+    report = validate.check_bytes(bytes(buf))
+    assert report.sound and not report.canonical
+    assert report.layout_note == f"hash table {t} is not the one cdbmake builds from its records"
+
+
+def test_tables_in_another_order(tmp_path: Path) -> None:
+    """Two one-record tables trade places (header entries too): sound, not
+    canonical, and the note names the first header entry that differs."""
+    buf = build(tmp_path, RECORDS)
+    t1, t2 = [t for t in range(256) if header(buf, t)[1] == 2][:2]
+    (p1, n1), (p2, n2) = header(buf, t1), header(buf, t2)
+    one, two = bytes(buf[p1 : p1 + 16]), bytes(buf[p2 : p2 + 16])
+    buf[p1 : p1 + 16], buf[p2 : p2 + 16] = two, one
+    struct.pack_into("<II", buf, 8 * t1, p2, n1)
+    struct.pack_into("<II", buf, 8 * t2, p1, n2)
+    report = validate.check_bytes(bytes(buf))
+    assert report.sound and not report.canonical
+    assert report.layout_note.startswith(
+        f"header entry {t1} is ({p2}, 2); cdbmake writes ({p1}, 2)"
+    )
+
+
+def test_slot_in_the_wrong_table(tmp_path: Path) -> None:
+    buf = build(tmp_path, RECORDS)
+    t1, t2 = [t for t in range(256) if header(buf, t)[1] == 2][:2]
+    (off, h, p) = next(s for s in slots_of(buf, t1) if s[2])
+    empty = next(s for s in slots_of(buf, t2) if not s[2])
+    struct.pack_into("<II", buf, empty[0], h, p)
+    found = validate.check_bytes(bytes(buf)).findings
+    assert {(f.code, f.offset) for f in found} >= {
+        ("slot-hash", empty[0]),
+        ("duplicate-slot", empty[0]),
+    }
+    assert any(f"belongs in table {t1}" in f.message for f in found)
+
+
+def test_empty_slot_with_a_hash(tmp_path: Path) -> None:
+    buf = build(tmp_path, RECORDS)
+    off = next(s for s in slots_of(buf, a_table(buf, 1)) if not s[2])[0]
+    struct.pack_into("<I", buf, off, 12345)
+    found = validate.check_bytes(bytes(buf)).findings
+    assert [(f.code, f.offset) for f in found] == [("slot", off)]
+
+
+def test_overlapping_tables_are_bounded() -> None:
+    """Every table spanning the same 256 KiB: each overlap is reported,
+    and the work stays within twice the file's worth of slots (256 times
+    would take minutes)."""
+    slots = 32768
+    buf = bytearray(2048 + 8 * slots)
+    for i in range(256):
+        struct.pack_into("<II", buf, 8 * i, 2048, slots)
+    report = validate.check_bytes(bytes(buf), limit=10_000)
+    assert sum(f.code == "layout" for f in report.findings) == 255
+    assert not report.sound and not report.canonical
+
+
+def test_hooks_see_every_record_in_order(tmp_path: Path) -> None:
+    buf = bytes(build(tmp_path, RECORDS))
+    calls: list[tuple[int, int, int, int]] = []
+    batches: list[validate.Batch] = []
+    report = validate.check_bytes(buf, records=lambda *a: calls.append(a), batches=batches.append)
+    assert report.sound and len(calls) == len(RECORDS)
+    keys = [
+        buf[kpos : kpos + klen] for _, klen, kpos, _ in ((p, k, p + 8, d) for p, k, _, d in calls)
+    ]
+    assert keys == [k for k, _ in RECORDS]
+    assert [buf[dpos : dpos + dlen] for _, _, dpos, dlen in calls] == [v for _, v in RECORDS]
+    assert [k for b in batches for k in b.keys] == [k for k, _ in RECORDS]
+    assert [d for b in batches for d in b.data()] == [v for _, v in RECORDS]
+
+
+def test_buffer_types(tmp_path: Path) -> None:
+    buf = build(tmp_path, RECORDS)
+    for kind in (bytes, bytearray, memoryview):
+        assert validate.check_bytes(kind(buf)).sound  # type: ignore[operator]
+
+
+def test_batches_across_the_boundary(tmp_path: Path) -> None:
+    records = [(b"%d" % i, b"v") for i in range(validate.BATCH + 10)]
+    buf = bytes(build(tmp_path, records))
+    sizes: list[int] = []
+    report = validate.check_bytes(buf, batches=lambda b: sizes.append(len(b.keys)))
+    assert report.sound and report.canonical and sizes == [validate.BATCH, 10]

@@ -1,0 +1,104 @@
+"""``pycdb decompile FILE``: the rules text of a tcprules database.
+
+Prints, on standard output, text from which ``tcprules`` rebuilds FILE
+byte for byte (see :mod:`pycdb.rules.decompile` for how it is written).
+The whole file is checked before anything is printed; when no text can
+rebuild it, nothing is printed and it exits 100 saying why:
+``pycdb: fatal: FILE: record at offset N (key ...): why`` for a record
+tcprules cannot have written, or the first structural problem for a file
+that is not a sound cdb, or is not laid out as tcprules lays it out.
+
+``--salvage`` prints the rules that can be read anyway (impossible
+records become ``#`` comments saying which and why), warns on standard
+error that the text does not rebuild the file, and exits 0: the way to
+recover the rules of a damaged database.  ``--no-comment`` leaves out the
+first ``#`` line saying where the text came from.
+
+Exit 0 done, 100 no text rebuilds FILE (or bad usage), 111 FILE cannot be
+read or the output cannot be written.
+"""
+
+from __future__ import annotations
+
+import sys
+
+from ..rules.decompile import DecompileError, decompile
+from ._util import Fatal, oserror_text, stdout, usage, write_err
+
+USAGE = "pycdb decompile FILE [--salvage] [--no-comment]"
+
+HELP = f"""usage: {USAGE}
+
+Print tcprules text from which `tcprules FILE FILE.tmp` rebuilds FILE byte
+for byte: the records in file order, consecutive numbered keys with the
+same data folded back into ranges, each value quoted with a delimiter it
+does not contain.  When no text can rebuild FILE (a key no rules line
+produces, data that is not tcprules data, a damaged or differently laid
+out cdb), print nothing and exit 100 naming the record and the reason.
+
+  --salvage      print the rules that can be read anyway, with a warning
+  --no-comment   leave out the first line, a comment naming FILE
+  --             end of options (for a file name starting with -)
+
+Exit 0 done, 100 no text rebuilds FILE, 111 FILE cannot be read.
+"""
+
+
+def _parse(args: list[str]) -> tuple[str, bool, bool] | None:
+    """(file, salvage, comment); None when help was asked."""
+    salvage = False
+    comment = True
+    operands: list[str] = []
+    i = 0
+    while i < len(args):
+        arg = args[i]
+        i += 1
+        if arg == "--":
+            operands += args[i:]
+            break
+        if arg in ("-h", "--help"):
+            return None
+        if arg == "--salvage":
+            salvage = True
+        elif arg == "--no-comment":
+            comment = False
+        elif arg.startswith("-") and arg != "-":
+            raise usage(f"{USAGE} (unknown option {arg})")
+        else:
+            operands.append(arg)
+    if len(operands) != 1:
+        raise usage(USAGE)
+    return operands[0], salvage, comment
+
+
+def main(command: str, args: list[str]) -> int:
+    parsed = _parse(args)
+    if parsed is None:
+        sys.stdout.write(HELP)
+        sys.stdout.flush()
+        return 0
+    path, salvage, comment = parsed
+    try:
+        text = decompile(path, salvage=salvage, comment=comment)
+    except DecompileError as exc:
+        raise Fatal(100, str(exc)) from None
+    except OSError as exc:
+        raise Fatal(111, f"unable to read {path}: {oserror_text(exc)}") from None
+    out = stdout()
+    with text:
+        try:
+            for chunk in text.chunks():
+                out.write(chunk)
+            out.flush()
+        except OSError as exc:
+            raise Fatal(111, f"unable to write output: {oserror_text(exc)}") from None
+    if not text.exact:
+        for note in text.notes:
+            write_err(f"pycdb: warning: {path}: the text does not rebuild the file: {note}\n")
+        if text.skipped:
+            write_err(
+                f"pycdb: warning: {path}: left out {text.skipped} record"
+                f"{'s' if text.skipped != 1 else ''} no rules line can produce "
+                "(see the '# skipped' lines)\n"
+            )
+    return 0

@@ -1,0 +1,137 @@
+"""``pycdb validate FILE``: is a cdb (or tcprules database) sound?
+
+The structural check of :mod:`pycdb.validate` (every byte where cdbmake
+puts it: header, records, hash tables, slots), and for a tcprules
+database, recognised or asked for with ``--rules``, the rules checks of
+:mod:`pycdb.rules.validate` (every key one tcprules can produce, every
+value tcprules data).  ``--no-rules`` checks the structure only.
+
+Human output, on standard output: a first line naming the file, its
+records and size and which kind of database it was checked as (and why),
+then one line per finding (``FILE: offset N: what is wrong``), then
+``FILE: sound`` or ``FILE: NOT sound: N problems``.  At most ``--limit``
+findings (default 1000) are printed; the last line says how many more
+were found.  ``--json`` prints one JSON object instead (see
+:meth:`pycdb.validate.Report.as_dict`; a key is text with one character
+per byte, ``.encode("latin-1")`` gives it back).
+
+Exit 0 when sound, 100 when not (or for bad usage), 111 when the file
+cannot be read (``pycdb: fatal: unable to read FILE: ...``).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+
+from ..rules import validate as rules_validate
+from ..validate import Report
+from ._util import Fatal, oserror_text, usage
+
+USAGE = "pycdb validate FILE [--rules | --no-rules] [--json] [--limit N]"
+
+HELP = f"""usage: {USAGE}
+
+Check that FILE is a sound cdb: the header points at hash tables inside
+the file and after the records, each table has two slots per record it
+indexes, every slot points at a record with its hash, every record is
+reachable from its own hash's table, no record is referenced twice, and
+no byte is left over.  For a tcprules database (recognised by its data,
+or forced with --rules) also check that every key is one a tcprules line
+can produce and every value is data tcprules writes.
+
+  --rules      check it as a tcprules database, recognised or not
+  --no-rules   check the cdb structure only
+  --json       print the report as one JSON object
+  --limit N    keep at most N findings (default 1000; the rest are counted)
+  --           end of options (for a file name starting with -)
+
+Exit 0 when sound, 100 when not, 111 when FILE cannot be read.
+"""
+
+
+def _parse(args: list[str]) -> tuple[str, bool | None, bool, int] | None:
+    """(file, rules, json, limit); None when help was asked."""
+    rules: bool | None = None
+    as_json = False
+    limit = 1000
+    operands: list[str] = []
+    i = 0
+    while i < len(args):
+        arg = args[i]
+        i += 1
+        if arg == "--":
+            operands += args[i:]
+            break
+        if arg in ("-h", "--help"):
+            return None
+        if arg == "--rules":
+            rules = True
+        elif arg == "--no-rules":
+            rules = False
+        elif arg == "--json":
+            as_json = True
+        elif arg == "--limit" or arg.startswith("--limit="):
+            if arg == "--limit":
+                if i == len(args):
+                    raise usage(f"{USAGE} (--limit needs a number)")
+                value = args[i]
+                i += 1
+            else:
+                value = arg[len("--limit=") :]
+            if not value.isdigit() or not 1 <= int(value) <= 10**9:
+                raise usage(f"{USAGE} (--limit takes a number from 1 up)")
+            limit = int(value)
+        elif arg.startswith("-") and arg != "-":
+            raise usage(f"{USAGE} (unknown option {arg})")
+        else:
+            operands.append(arg)
+    if len(operands) != 1:
+        raise usage(USAGE)
+    return operands[0], rules, as_json, limit
+
+
+def text(report: Report) -> str:
+    """The human report."""
+    name = report.name
+    lines = [
+        f"{name}: {report.records} records in {report.size} bytes; {report.kind_basis}",
+    ]
+    lines += [f"{name}: {finding}" for finding in report.findings]
+    if report.sound:
+        verdict = f"{name}: sound"
+        if report.kind == "tcprules":
+            verdict += "; every record is one tcprules can write"
+        if not report.canonical:
+            verdict += (
+                f" (note: it is not laid out as cdbmake and tcprules write it: "
+                f"{report.layout_note}; lookups are not affected)"
+            )
+        lines.append(verdict)
+    else:
+        total = len(report.findings) + report.suppressed
+        verdict = f"{name}: NOT sound: {total} problem{'s' if total != 1 else ''}"
+        if report.suppressed:
+            verdict += f" ({report.suppressed} not shown: --limit keeps more)"
+        lines.append(verdict)
+    return "\n".join(lines) + "\n"
+
+
+def main(command: str, args: list[str]) -> int:
+    parsed = _parse(args)
+    if parsed is None:
+        sys.stdout.write(HELP)
+        sys.stdout.flush()
+        return 0
+    path, rules, as_json, limit = parsed
+    try:
+        report = rules_validate.check(path, rules=rules, limit=limit)
+    except OSError as exc:
+        raise Fatal(111, f"unable to read {path}: {oserror_text(exc)}") from None
+    out = json.dumps(report.as_dict()) + "\n" if as_json else text(report)
+    try:
+        sys.stdout.write(out)
+        sys.stdout.flush()
+    except OSError as exc:
+        raise Fatal(111, f"unable to write output: {oserror_text(exc)}") from None
+    return 0 if report.sound else 100

@@ -1,0 +1,217 @@
+"""Is a tcprules database sound?  The structural check of
+:mod:`pycdb.validate`, plus what only a rules database must satisfy:
+every record's data is data tcprules writes (:func:`pycdb.rules.data.decode`
+accepts it) and every key is one a tcprules line can produce
+(:mod:`pycdb.rules.forms`).  A file that passes both is one tcprules
+could have written, and the text :mod:`pycdb.rules.decompile` prints for
+it compiles back to it.
+
+Which files get the rules checks: those asked for (``rules=True``, the
+``--rules`` option), and otherwise those *recognised* as tcprules
+databases, because an administrator who validates some other cdb (a
+qmail users/cdb, a key set) wants its structure checked, not a finding for
+every record that is not a rule.  Recognised means both:
+
+* at least one record's data starts like a tcprules item (``D`` for a
+  deny, ``+`` for an instruction): a file whose values are all empty is a
+  plain key set as much as an allow-only rules file, and gains nothing
+  from the rules checks but findings on keys;
+* at least half of the records hold data shaped like tcprules' (empty,
+  or starting with ``D`` or ``+``), so a rules database with some
+  damaged records is still recognised (and its damage reported), while
+  other kinds of data, which start with any byte, almost never are.
+
+``rules=False`` (``--no-rules``) never applies them.  The report says
+which kind was assumed and why (``Report.kind``, ``Report.kind_basis``).
+"""
+
+from __future__ import annotations
+
+import os
+from collections import Counter
+from collections.abc import Iterable
+from itertools import repeat
+from typing import Any
+
+from .. import validate as _structure
+from ..validate import Batch, Finding, Report, show
+from .data import DataError, decode
+from .forms import key_problem
+
+__all__ = ["check", "check_bytes", "data_problem"]
+
+#: Data known to be fine (None) or why not, for the values seen lately:
+#: rules databases repeat a handful of values over and over.
+_CACHE_SIZE = 1 << 16
+
+
+def data_problem(data: bytes) -> DataError | None:
+    """Why tcprules cannot have written ``data`` (the DataError
+    :func:`pycdb.rules.data.decode` raises), or None."""
+    try:
+        decode(data)
+    except DataError as exc:
+        return exc
+    return None
+
+
+def _looks(data: bytes) -> bool:
+    """Shaped like tcprules data: empty, or starting like its items."""
+    return not data or data[0] in (68, 43)  # 'D', '+'
+
+
+class _Rules:
+    """The rules checks, a batch of records at a time (the hook of
+    :func:`pycdb.validate.check_bytes`).  Findings are kept up to
+    ``limit`` and counted beyond, so a file that is not a rules database
+    at all costs bounded memory before it is found not to be one."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.findings: list[Finding] = []
+        self.suppressed = 0
+        self.records = 0
+        self.items = 0  # records whose data starts like a tcprules item
+        self.shaped = 0  # ... or is empty
+        self._cache: dict[bytes, DataError | None] = {}
+
+    def _full(self) -> bool:
+        return len(self.findings) >= self.limit
+
+    def _data_error(self, data: bytes) -> DataError | None:
+        cache = self._cache
+        if data in cache:
+            return cache[data]
+        err = data_problem(data)
+        if len(cache) >= _CACHE_SIZE:
+            cache.clear()
+        cache[data] = err
+        return err
+
+    def __call__(self, batch: Batch) -> None:
+        keys = batch.keys
+        datas = batch.data()
+        self.records += len(keys)
+        found: list[tuple[int, int, Finding]] = []
+
+        # -- data: each distinct value once --------------------------------
+        bad: set[bytes] = set()
+        for data, count in Counter(datas).items():
+            if data and data[0] in (68, 43):
+                self.items += count
+                self.shaped += count
+                if self._data_error(data) is not None:
+                    bad.add(data)
+            elif not data:
+                self.shaped += count
+            else:
+                bad.add(data)  # why exactly is worked out only if it is kept
+        if bad:
+            for i, data in enumerate(datas):
+                if data not in bad:
+                    continue
+                if self._full():
+                    self.suppressed += 1
+                    continue
+                err = self._data_error(data)
+                assert err is not None
+                pos = batch.positions[i]
+                dpos = pos + 8 + len(keys[i])
+                found.append(
+                    (
+                        pos,
+                        0,
+                        Finding(
+                            "rules-data",
+                            f"the record at {pos} (key {show(keys[i])}) holds data tcprules "
+                            f"cannot write: {err} (at data byte {err.offset}, file offset "
+                            f"{dpos + err.offset})",
+                            pos,
+                            keys[i],
+                        ),
+                    )
+                )
+
+        # -- keys: only those holding a byte that can matter --------------
+        joined = b"".join(keys)
+        suspects: Iterable[int] = ()
+        if 45 in joined or 58 in joined or 10 in joined:  # '-', ':', newline
+            suspects = [
+                i for i, k in enumerate(keys) if 45 in k or 58 in k or 10 in k or k[:1] == b"#"
+            ]
+        elif 35 in joined and any(map(bytes.startswith, keys, repeat(b"#"))):
+            suspects = [i for i, k in enumerate(keys) if k[:1] == b"#"]
+        for i in suspects:
+            why = key_problem(keys[i])
+            if why is None:
+                continue
+            if self._full():
+                self.suppressed += 1
+                continue
+            pos = batch.positions[i]
+            found.append(
+                (
+                    pos,
+                    1,
+                    Finding(
+                        "rules-key",
+                        f"the record at {pos} has the key {show(keys[i])}, which no tcprules "
+                        f"line can produce: {why}",
+                        pos,
+                        keys[i],
+                    ),
+                )
+            )
+        found.sort(key=lambda f: (f[0], f[1]))
+        room = self.limit - len(self.findings)
+        self.findings += [f for _, _, f in found[:room]]
+        self.suppressed += max(0, len(found) - room)
+
+    def kind(self, forced: bool | None) -> tuple[str, str]:
+        """(kind, basis) for the report."""
+        n = self.records
+        shaped = f"{self.shaped} of {n} records hold data shaped like tcprules'"
+        if forced is True:
+            return "tcprules", "checked as a tcprules database, as asked (--rules)"
+        if forced is False:
+            return "cdb", "checked as a plain cdb, as asked (--no-rules)"
+        if not n:
+            return "cdb", "no records: nothing marks it as a tcprules database"
+        if self.items and 2 * self.shaped >= n:
+            return "tcprules", f"recognised as a tcprules database: {shaped}"
+        if not self.items and self.shaped == n:
+            return "cdb", (
+                "not recognised as a tcprules database: every record's data is empty, as in a "
+                "plain key set (or allow rules without instructions: --rules checks its keys)"
+            )
+        return "cdb", f"not recognised as a tcprules database: only {shaped} (--rules forces it)"
+
+
+def check_bytes(
+    buf: Any, name: str = "<bytes>", *, rules: bool | None = None, limit: int = 1000
+) -> Report:
+    """Validate the cdb in ``buf``: its structure, and, for a tcprules
+    database (``rules=True``, or recognised when ``rules`` is None), its
+    keys and data.  At most ``limit`` findings are kept, structural ones
+    first; the rest are counted in ``suppressed``."""
+    hook = _Rules(limit) if rules is not False else None
+    report = _structure.check_bytes(buf, name, limit, batches=hook)
+    if hook is None:
+        report.kind, report.kind_basis = _Rules(limit).kind(False)
+        return report
+    report.kind, report.kind_basis = hook.kind(rules)
+    if report.kind == "tcprules":
+        for f in hook.findings:
+            report.add(f.code, f.message, f.offset, f.key)
+        report.suppressed += hook.suppressed
+    return report
+
+
+def check(path: str | os.PathLike[str], *, rules: bool | None = None, limit: int = 1000) -> Report:
+    """Validate the file at ``path`` (see :func:`check_bytes`); OSError
+    when it cannot be read."""
+    buf, release = _structure.open_buffer(path)
+    try:
+        return check_bytes(buf, os.fsdecode(path), rules=rules, limit=limit)
+    finally:
+        release()
