@@ -163,7 +163,7 @@ def test_unreadable_files(tmp_path: Path, capfdbinary: pytest.CaptureFixture[byt
     short = tmp_path / "short.cdb"
     short.write_bytes(b"\0" * 1000)
     for path, reason in [
-        (missing, b"no such file or directory"),
+        (missing, b"file does not exist"),
         (empty, b"not a cdb file: 0 bytes"),
         (short, b"not a cdb file: 1000 bytes"),
     ]:
@@ -236,5 +236,5 @@ def test_the_installed_command(tmp_path: Path, backend: str) -> None:
     assert got.returncode == 111 and got.stdout == b""
     assert (
         got.stderr
-        == f"pycdb: fatal: unable to read {missing}: no such file or directory\n".encode()
+        == f"pycdb: fatal: unable to read {missing}: file does not exist\n".encode()
     )

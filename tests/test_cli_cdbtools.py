@@ -870,11 +870,16 @@ def test_missing_and_unreadable_files(tmp_path: Path, command: str) -> None:
 
 def test_error_text_is_djbs() -> None:
     text = _util.oserror_text
-    assert text(OSError(errno.ENOENT, "x")) == "file does not exist"
-    assert text(OSError(errno.EACCES, "x")) == "access denied"
-    assert text(OSError(errno.EAGAIN, "x")) == "temporary failure"
-    assert text(OSError(errno.ENOSPC, "x")) == "out of disk space"
+
+    def system(number: int) -> OSError:
+        return OSError(number, os.strerror(number))
+
+    assert text(system(errno.ENOENT)) == "file does not exist"
+    assert text(system(errno.EACCES)) == "access denied"
+    assert text(system(errno.EAGAIN)) == "temporary failure"
+    assert text(system(errno.ENOSPC)) == "out of disk space"
     assert text(OSError(4242, "Some Error")) == "some Error"  # djb has no name for it
+    assert text(OSError(errno.EINVAL, "not a regular file")) == "not a regular file"
     assert text(MemoryError()) == "out of memory"
 
 

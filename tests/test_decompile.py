@@ -323,7 +323,7 @@ def test_command_errors(tmp_path: Path, capsysbinary: pytest.CaptureFixture[byte
     assert cli.main(["decompile", str(missing)]) == 111
     out, err = capsysbinary.readouterr()
     assert out == b""
-    assert err == f"pycdb: fatal: unable to read {missing}: no such file or directory\n".encode()
+    assert err == f"pycdb: fatal: unable to read {missing}: file does not exist\n".encode()
     assert cli.main(["decompile", str(tmp_path)]) == 111
     assert b"is a directory" in capsysbinary.readouterr().err
     assert cli.main(["decompile", "/dev/zero"]) == 111

@@ -208,7 +208,7 @@ def test_unreadable(tmp_path: Path, capsysbinary: Capture) -> None:
     out, err, code = run([str(missing)], capsysbinary)
     assert (out, err, code) == (
         "",
-        f"pycdb: fatal: unable to read {missing}: no such file or directory\n",
+        f"pycdb: fatal: unable to read {missing}: file does not exist\n",
         111,
     )
     rules = tmp_path / "r"
@@ -216,7 +216,7 @@ def test_unreadable(tmp_path: Path, capsysbinary: Capture) -> None:
     out, err, code = run(["--cdb", str(missing), str(rules)], capsysbinary)
     assert (out, err, code) == (
         "",
-        f"pycdb: fatal: unable to read {missing}: no such file or directory\n",
+        f"pycdb: fatal: unable to read {missing}: file does not exist\n",
         111,
     )
     out, err, code = run([str(tmp_path)], capsysbinary)

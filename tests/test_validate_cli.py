@@ -203,7 +203,7 @@ def test_unreadable(tmp_path: Path, capsys: Capture) -> None:
     assert run(capsys, str(missing)) == (
         111,
         "",
-        f"pycdb: fatal: unable to read {missing}: no such file or directory\n",
+        f"pycdb: fatal: unable to read {missing}: file does not exist\n",
     )
     assert run(capsys, "--json", str(tmp_path)) == (
         111,

@@ -147,14 +147,17 @@ _ERRTEXT = _errtable()
 
 def oserror_text(exc: BaseException) -> str:
     """djb's ``error_str()`` wording for the error behind ``exc`` (an
-    OSError's errno, or MemoryError); the system's own text, lower-cased,
-    for an errno djb never named."""
+    OSError's errno, or MemoryError); the exception's own text, lower-cased,
+    for an errno djb never named or an OSError raised with a text of its
+    own."""
     if isinstance(exc, MemoryError):
         return "out of memory"
     number = getattr(exc, "errno", None)
-    if number in _ERRTEXT:
+    text = getattr(exc, "strerror", None)
+    # An OSError raised with a text of its own says more than the errno.
+    if number in _ERRTEXT and (text is None or text == os.strerror(number)):
         return _ERRTEXT[number]
-    text = getattr(exc, "strerror", None) or str(exc) or "unknown error"
+    text = text or str(exc) or "unknown error"
     return text[:1].lower() + text[1:]
 
 

@@ -190,6 +190,8 @@ def _ident(st: os.stat_result) -> _Ident:
 
 
 def _unreadable(name: str, exc: OSError) -> Error:
+    """The Error for a file that cannot be read; raise it ``from exc``
+    (``_failing`` keeps the cause too), so callers can reach the OSError."""
     text = exc.strerror or str(exc)
     error = Error(f"unable to read {name}: {text[:1].lower()}{text[1:]}")
     error.__cause__ = exc
@@ -241,15 +243,15 @@ class RuleSet:
         except FileNotFoundError as exc:
             if self.allow_missing:
                 return _Snapshot(_no_rules, None)
-            raise _unreadable(self.name, exc) from None
+            raise _unreadable(self.name, exc) from exc
         except OSError as exc:
-            raise _unreadable(self.name, exc) from None
+            raise _unreadable(self.name, exc) from exc
         try:
             st = os.fstat(fd)
             # An empty file cannot be mapped; the header check says why.
             buf: object = mmap.mmap(fd, 0, access=mmap.ACCESS_READ) if st.st_size else b""
         except OSError as exc:
-            raise _unreadable(self.name, exc) from None
+            raise _unreadable(self.name, exc) from exc
         except ValueError as exc:  # emptied between fstat and mmap
             raise Error(f"unable to read {self.name}: {exc}") from None
         finally:
