@@ -1,6 +1,9 @@
-"""Peak memory of one task, in a fresh process: ``python _rss.py TASK IMPL N DIR``.
+"""Peak memory of one task: ``python _rss.py TASK IMPL N DIR``.
 
-Prints the peak resident set size in MB.  Keys are generated on the fly
+Prints the peak resident set size in MB of a worker process that does the
+task.  The worker is started from this small process, not from pytest:
+Linux carries a forked parent's resident high-water mark across exec, so
+a child of pytest would report pytest's size.  Keys are generated on the fly
 from a shuffled 32-bit array so the measurement is the implementation's,
 not a list of a million Python bytes objects.  TASK "baseline" does the
 same loop without building anything (the interpreter's own share).
@@ -10,8 +13,6 @@ from __future__ import annotations
 
 import os
 import random
-import resource
-import subprocess
 import sys
 from array import array
 
@@ -25,17 +26,27 @@ def keys(n: int) -> array:
     return order
 
 
-def main() -> None:
-    task, impl, n_text, directory = sys.argv[1:5]
+def measure() -> None:
+    """Run this script's task in a worker and print the worker's peak."""
+    pid = os.fork()
+    if pid == 0:
+        os.execv(sys.executable, [sys.executable, __file__, "--worker", *sys.argv[1:5]])
+    _, status, usage = os.wait4(pid, 0)
+    if os.waitstatus_to_exitcode(status):
+        raise SystemExit(f"the worker failed: {status}")
+    print(usage.ru_maxrss / 1024)
+
+
+def work() -> None:
+    task, impl, n_text, directory = sys.argv[2:6]
     n = int(n_text)
     path = os.path.join(directory, f"rss-{impl}.cdb")
     value = b"v" * 16
     if impl == "cdbmake":
         src = os.path.join(directory, "records.txt")
         with open(src, "rb") as f:
-            subprocess.run(["cdbmake", path, path + ".tmp"], stdin=f, check=True)
-        print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024)
-        return
+            os.dup2(f.fileno(), 0)
+        os.execvp("cdbmake", ["cdbmake", path, path + ".tmp"])
     order = keys(n)
     if task == "baseline":
         for i in order:
@@ -63,8 +74,10 @@ def main() -> None:
                 w.put(b"key%08d" % i, value)
     else:
         raise SystemExit(f"unknown implementation {impl}")
-    print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
 
 
 if __name__ == "__main__":
-    main()
+    if sys.argv[1] == "--worker":
+        work()
+    else:
+        measure()

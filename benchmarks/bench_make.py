@@ -26,7 +26,9 @@ from pathlib import Path
 from typing import Callable
 
 import pytest
+from _bench import REFERENCE, measured, report
 
+REFERENCE.update({"make": "tcprules", "make-rss": "tcprules"})
 LINES = 1_000_000
 SEED = 20240611
 
@@ -160,6 +162,9 @@ def test_make(
 
     benchmark.pedantic(once, rounds=3, iterations=1)  # type: ignore[attr-defined]
     benchmark.extra_info["peak_rss_mib"] = round(max(peak) / 1024, 1)  # type: ignore[attr-defined]
+    label = name if name == "tcprules" else f"pycdb-{name}"
+    measured(benchmark, "make", label)
+    report("make-rss", label, max(peak) / 1024)
     if expected is not None:
         assert (tmp_path / "out.cdb").read_bytes() == expected
 

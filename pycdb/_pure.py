@@ -183,9 +183,19 @@ class Handle:
         )
 
     def locate(self, key: bytes) -> int:
-        """The position of the first record for ``key`` (its header), or 0.
-        The common path of _walk, inlined (lookups are the hot call); any
-        sign of corruption hands over to _walk, which names it."""
+        """The position of the first record for ``key`` (its header), or 0;
+        raises CorruptError.  (The rules check's lookup, by the reference
+        walk: only ``get`` has a hand-inlined copy of the loop.)"""
+        for dpos, _dlen in self._walk(key):
+            return dpos - 8 - len(key)
+        return 0
+
+    def get(self, key: bytes, default: object = None) -> object:
+        # _walk's common path, inlined: this is the hot call, and a call
+        # or a generator more costs a tenth of it.  Any sign of corruption
+        # hands over to _walk, which names it.
+        if key.__class__ is not bytes:
+            key = as_bytes(key)
         h = 5381
         if len(key) <= 32:
             for c in key:
@@ -195,7 +205,7 @@ class Handle:
             h = hash(key)
         hpos, hslots = self._header[h & 255]
         if not hslots:
-            return 0
+            return default
         buf = self._buf
         unpack = _PAIR.unpack_from
         slot = (h >> 8) % hslots
@@ -204,32 +214,22 @@ class Handle:
         for _ in range(hslots):
             sh, pos = unpack(buf, hpos + 8 * slot)
             if not pos:
-                return 0
+                return default
             if sh == h:
                 if pos < 2048 or pos + 8 > eod:
                     break
                 rk, rd = unpack(buf, pos)
-                if pos + 8 + rk + rd > eod:
+                end = pos + 8 + rk + rd
+                if end > eod:
                     break
                 if rk == klen and buf[pos + 8 : pos + 8 + klen] == key:
-                    return int(pos)
+                    return buf[end - rd : end]
             slot += 1
             if slot == hslots:
                 slot = 0
-        for dpos, _dlen in self._walk(key):  # raises CorruptError
-            return dpos - 8 - klen  # pragma: no cover - _walk agrees with the above
-        return 0  # pragma: no cover
-
-    def get(self, key: bytes, default: object = None) -> object:
-        if key.__class__ is not bytes:
-            key = as_bytes(key)
-        pos = self.locate(key)
-        if not pos:
-            return default
-        buf = self._buf
-        klen, dlen = _PAIR.unpack_from(buf, pos)
-        start = pos + 8 + klen
-        return buf[start : start + dlen]
+        for dpos, dlen in self._walk(key):  # raises CorruptError
+            return buf[dpos : dpos + dlen]  # pragma: no cover - _walk agrees with the above
+        return default  # pragma: no cover
 
     def get_all(self, key: bytes) -> list[bytes]:
         if key.__class__ is not bytes:
