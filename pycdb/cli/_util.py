@@ -161,6 +161,57 @@ def oserror_text(exc: BaseException) -> str:
     return text[:1].lower() + text[1:]
 
 
+def split_options(
+    args: list[str],
+    usage_text: str,
+    flags: tuple[str, ...] = (),
+    valued: dict[str, str] | None = None,
+) -> tuple[dict[str, str | bool], list[str]] | None:
+    """The options and operands of ``args``; None when ``-h``/``--help``
+    is given (the command prints its help).
+
+    ``flags`` are the ``--name`` switches (True when given); ``valued``
+    maps each option that takes a value to what it needs ("a file"), for
+    the usage error; its value comes as ``--name VALUE`` or
+    ``--name=VALUE``.  The options come back in the order last given (a
+    repeated one moves to the end, so "the last one wins" can be read off
+    the order).  ``--`` ends the options, ``-`` is an operand, and any
+    other argument starting with ``-`` that is not one of these is a usage
+    error naming it.
+    """
+    valued = valued or {}
+    options: dict[str, str | bool] = {}
+    operands: list[str] = []
+    i = 0
+    while i < len(args):
+        arg = args[i]
+        i += 1
+        if arg == "--":
+            operands += args[i:]
+            break
+        if arg in ("-h", "--help"):
+            return None
+        if arg.startswith("--"):
+            name, eq, value = arg[2:].partition("=")
+            if name in valued:
+                if not eq:
+                    if i == len(args):
+                        raise usage(f"{usage_text} (--{name} needs {valued[name]})")
+                    value = args[i]
+                    i += 1
+                options.pop(name, None)
+                options[name] = value
+                continue
+            if name in flags and not eq:
+                options.pop(name, None)
+                options[name] = True
+                continue
+        if arg.startswith("-") and arg != "-":
+            raise usage(f"{usage_text} (unknown option {arg})")
+        operands.append(arg)
+    return options, operands
+
+
 def write_err(text: str) -> None:
     sys.stderr.write(text)
     sys.stderr.flush()

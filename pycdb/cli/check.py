@@ -37,7 +37,7 @@ import os
 
 from ..errors import CorruptError, Error
 from ..rules.check import Decision, RuleSet
-from ._util import DjbOutput, Fatal, oserror_text, stdout, usage
+from ._util import DjbOutput, Fatal, oserror_text, split_options, stdout, usage
 
 USAGE = "pycdb check RULES.cdb [--ip IP] [--host HOST] [--info INFO] [--json]"
 
@@ -93,38 +93,16 @@ def json_text(decision: Decision) -> bytes:
 
 def _parse(args: list[str]) -> tuple[str, dict[str, bytes], bool] | None:
     """(file, given connection values, json); None when help was asked."""
-    values: dict[str, bytes] = {}
-    operands: list[str] = []
-    as_json = False
-    i = 0
-    while i < len(args):
-        arg = args[i]
-        i += 1
-        if arg == "--":
-            operands += args[i:]
-            break
-        if arg in ("-h", "--help"):
-            return None
-        if arg.startswith("--"):
-            name, eq, value = arg[2:].partition("=")
-            if name in _VALUED:
-                if not eq:
-                    if i == len(args):
-                        raise usage(f"{USAGE} (--{name} needs a value)")
-                    value = args[i]
-                    i += 1
-                values[name] = os.fsencode(value)
-                continue
-            if name == "json" and not eq:
-                as_json = True
-                continue
-            raise usage(f"{USAGE} (unknown option {arg})")
-        if arg.startswith("-") and arg != "-":
-            raise usage(f"{USAGE} (unknown option {arg})")
-        operands.append(arg)
+    parsed = split_options(
+        args, USAGE, flags=("json",), valued={name: "a value" for name in _VALUED}
+    )
+    if parsed is None:
+        return None
+    options, operands = parsed
+    values = {name: os.fsencode(str(options[name])) for name in _VALUED if name in options}
     if len(operands) != 1:
         raise usage(USAGE)
-    return operands[0], values, as_json
+    return operands[0], values, "json" in options
 
 
 def main(command: str, args: list[str]) -> int:

@@ -23,7 +23,7 @@ from __future__ import annotations
 import sys
 
 from ..rules.decompile import DecompileError, decompile
-from ._util import Fatal, oserror_text, stdout, usage, write_err
+from ._util import Fatal, oserror_text, split_options, stdout, usage, write_err
 
 USAGE = "pycdb decompile FILE [--salvage] [--no-comment]"
 
@@ -46,29 +46,13 @@ Exit 0 done, 100 no text rebuilds FILE, 111 FILE cannot be read.
 
 def _parse(args: list[str]) -> tuple[str, bool, bool] | None:
     """(file, salvage, comment); None when help was asked."""
-    salvage = False
-    comment = True
-    operands: list[str] = []
-    i = 0
-    while i < len(args):
-        arg = args[i]
-        i += 1
-        if arg == "--":
-            operands += args[i:]
-            break
-        if arg in ("-h", "--help"):
-            return None
-        if arg == "--salvage":
-            salvage = True
-        elif arg == "--no-comment":
-            comment = False
-        elif arg.startswith("-") and arg != "-":
-            raise usage(f"{USAGE} (unknown option {arg})")
-        else:
-            operands.append(arg)
+    parsed = split_options(args, USAGE, flags=("salvage", "no-comment"))
+    if parsed is None:
+        return None
+    options, operands = parsed
     if len(operands) != 1:
         raise usage(USAGE)
-    return operands[0], salvage, comment
+    return operands[0], "salvage" in options, "no-comment" not in options
 
 
 def main(command: str, args: list[str]) -> int:

@@ -28,7 +28,7 @@ import json
 import sys
 
 from ..rules.lint import Kind, Report, detect, detect_bytes, lint_cdb, lint_text
-from ._util import Fatal, oserror_text, stdout, usage
+from ._util import Fatal, oserror_text, split_options, stdout, usage
 
 USAGE = "pycdb lint [--as-text|--as-cdb] [--cdb RULES.cdb] [--paranoid] [--strict] [--json] FILE..."
 
@@ -69,39 +69,28 @@ class _Options:
 
 def _parse(args: list[str]) -> _Options | None:
     """The options, or None when help was asked."""
+    parsed = split_options(
+        args,
+        USAGE,
+        flags=("as-text", "as-cdb", "paranoid", "strict", "json"),
+        valued={"cdb": "a file"},
+    )
+    if parsed is None:
+        return None
+    options, files = parsed
     opts = _Options()
-    i = 0
-    while i < len(args):
-        arg = args[i]
-        i += 1
-        if arg == "--":
-            opts.files += args[i:]
-            break
-        if arg in ("-h", "--help"):
-            return None
-        if arg.startswith("--"):
-            name, eq, value = arg[2:].partition("=")
-            if name == "cdb":
-                if not eq:
-                    if i == len(args):
-                        raise usage(f"{USAGE} (--cdb needs a file)")
-                    value = args[i]
-                    i += 1
-                opts.cdb = value
-                continue
-            if not eq and name in ("as-text", "as-cdb"):
-                kind: Kind = "text" if name == "as-text" else "cdb"
-                if opts.kind not in (None, kind):
-                    raise usage(f"{USAGE} (--as-text and --as-cdb exclude each other)")
-                opts.kind = kind
-                continue
-            if not eq and name in ("paranoid", "strict", "json"):
-                setattr(opts, name, True)
-                continue
-            raise usage(f"{USAGE} (unknown option {arg})")
-        if arg.startswith("-") and arg != "-":
-            raise usage(f"{USAGE} (unknown option {arg})")
-        opts.files.append(arg)
+    opts.files = files
+    if "as-text" in options and "as-cdb" in options:
+        raise usage(f"{USAGE} (--as-text and --as-cdb exclude each other)")
+    if "as-text" in options:
+        opts.kind = "text"
+    elif "as-cdb" in options:
+        opts.kind = "cdb"
+    opts.paranoid = "paranoid" in options
+    opts.strict = "strict" in options
+    opts.json = "json" in options
+    if "cdb" in options:
+        opts.cdb = str(options["cdb"])
     if not opts.files:
         raise usage(USAGE)
     if opts.cdb is not None and len(opts.files) != 1:

@@ -26,7 +26,7 @@ import sys
 
 from ..rules import validate as rules_validate
 from ..validate import Report
-from ._util import Fatal, oserror_text, usage
+from ._util import Fatal, oserror_text, split_options, usage
 
 USAGE = "pycdb validate FILE [--rules | --no-rules] [--json] [--limit N]"
 
@@ -52,43 +52,25 @@ Exit 0 when sound, 100 when not, 111 when FILE cannot be read.
 
 def _parse(args: list[str]) -> tuple[str, bool | None, bool, int] | None:
     """(file, rules, json, limit); None when help was asked."""
+    parsed = split_options(
+        args, USAGE, flags=("rules", "no-rules", "json"), valued={"limit": "a number"}
+    )
+    if parsed is None:
+        return None
+    options, operands = parsed
     rules: bool | None = None
-    as_json = False
+    for name in options:  # the later of --rules and --no-rules wins
+        if name in ("rules", "no-rules"):
+            rules = name == "rules"
     limit = 1000
-    operands: list[str] = []
-    i = 0
-    while i < len(args):
-        arg = args[i]
-        i += 1
-        if arg == "--":
-            operands += args[i:]
-            break
-        if arg in ("-h", "--help"):
-            return None
-        if arg == "--rules":
-            rules = True
-        elif arg == "--no-rules":
-            rules = False
-        elif arg == "--json":
-            as_json = True
-        elif arg == "--limit" or arg.startswith("--limit="):
-            if arg == "--limit":
-                if i == len(args):
-                    raise usage(f"{USAGE} (--limit needs a number)")
-                value = args[i]
-                i += 1
-            else:
-                value = arg[len("--limit=") :]
-            if not value.isdigit() or not 1 <= int(value) <= 10**9:
-                raise usage(f"{USAGE} (--limit takes a number from 1 up)")
-            limit = int(value)
-        elif arg.startswith("-") and arg != "-":
-            raise usage(f"{USAGE} (unknown option {arg})")
-        else:
-            operands.append(arg)
+    if "limit" in options:
+        value = str(options["limit"])
+        if not value.isdigit() or not 1 <= int(value) <= 10**9:
+            raise usage(f"{USAGE} (--limit takes a number from 1 up)")
+        limit = int(value)
     if len(operands) != 1:
         raise usage(USAGE)
-    return operands[0], rules, as_json, limit
+    return operands[0], rules, "json" in options, limit
 
 
 def text(report: Report) -> str:
