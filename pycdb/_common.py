@@ -30,15 +30,8 @@ def as_bytes(value: object, what: str = "key") -> bytes:
     buffer protocol) is copied to bytes.  Everything else, lists and ints
     included, is a TypeError: bytes(5) or cffi's list-to-array conversion
     must never turn one into a key."""
-    if isinstance(value, bytes):
-        return value
-    if isinstance(value, str):
-        return value.encode("utf-8")
-    try:
-        view = memoryview(value)  # type: ignore[arg-type]
-    except TypeError:
-        raise _refuse(value, what) from None
-    return view.tobytes()
+    out = as_buffer(value, what)
+    return out if isinstance(out, bytes) else out.tobytes()
 
 
 def as_buffer(value: object, what: str = "value") -> bytes | memoryview:

@@ -269,6 +269,16 @@ class Maker:
         while view:
             view = view[os.write(self._fd, view) :]
 
+    def _spill(self) -> None:
+        """Write out the buffered records; a failed write may leave part of
+        a record in the file, so the maker refuses everything afterwards."""
+        try:
+            self._write(self._buf)
+        except BaseException:
+            self._broken = True
+            raise
+        self._buf.clear()
+
     def add(self, key: bytes, value: bytes) -> None:
         if self._broken:
             raise ValueError("this cdb writer was finished, failed earlier, or is closed")
@@ -289,12 +299,7 @@ class Maker:
         buf += key
         buf += value
         if len(buf) >= 65536:
-            try:
-                self._write(buf)
-            except BaseException:
-                self._broken = True
-                raise
-            buf.clear()
+            self._spill()
         h = hash(key)
         t = self._tables[h & 255]
         t.append(h)
@@ -340,12 +345,7 @@ class Maker:
         self._n += n
         self._pos = pos + total
         if len(buf) >= 65536:
-            try:
-                self._write(buf)
-            except BaseException:
-                self._broken = True
-                raise
-            buf.clear()
+            self._spill()
 
     def finish(self) -> None:
         if self._broken:
