@@ -15,7 +15,7 @@ import sys
 from array import array
 from bisect import bisect_right
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from itertools import repeat
 from operator import mod as _mod
 from operator import rshift as _rshift
@@ -246,6 +246,27 @@ class Handle:
         return n
 
 
+def place(
+    hashes: Sequence[int], positions: Sequence[int], slots: int
+) -> tuple[list[int], list[int]]:
+    """One hash table as cdbmake builds it: each record, in the order
+    added, in the first empty slot from ``(hash >> 8) % slots`` on.
+    Returns the slots' hashes and positions as two lists (cheaper per
+    record than indexing one interleaved array; a record position is
+    never 0, so 0 marks a free slot)."""
+    hs = [0] * slots
+    ps = [0] * slots
+    starts = map(_mod, map(_rshift, hashes, repeat(8)), repeat(slots))
+    for where, h, p in zip(starts, hashes, positions):
+        while ps[where]:
+            where += 1
+            if where == slots:
+                where = 0
+        hs[where] = h
+        ps[where] = p
+    return hs, ps
+
+
 class Maker:
     """Streams records to ``fd``; keeps two 32-bit words per record, in
     one array per hash table (no Python object per record)."""
@@ -359,20 +380,7 @@ class Maker:
             header += (pos, slots)
             if not slots:
                 continue
-            # Hashes and positions in separate lists, interleaved at the
-            # end: cheaper per record than indexing one array (a record
-            # position is never 0, so 0 marks a free slot).
-            hs = [0] * slots
-            ps = [0] * slots
-            ehs = entries[0::2]
-            starts = map(_mod, map(_rshift, ehs, repeat(8)), repeat(slots))
-            for where, h, p in zip(starts, ehs, entries[1::2]):
-                while ps[where]:
-                    where += 1
-                    if where == slots:
-                        where = 0
-                hs[where] = h
-                ps[where] = p
+            hs, ps = place(entries[0::2], entries[1::2], slots)
             tab = array(_WORD, bytes(8 * slots))
             tab[0::2] = array(_WORD, hs)
             tab[1::2] = array(_WORD, ps)

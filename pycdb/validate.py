@@ -33,12 +33,11 @@ import sys
 from array import array
 from bisect import bisect_left
 from collections.abc import Callable, Iterator
-from itertools import repeat
-from operator import mod, rshift
 from typing import Any
 
 from . import _backend
 from ._common import LIMIT
+from ._pure import place
 
 __all__ = [
     "Batch",
@@ -250,19 +249,8 @@ def record_area_end(header: list[tuple[int, int]], size: int) -> int:
 
 
 def _place(hashes: array[int], positions: array[int], slots: int) -> tuple[array[int], array[int]]:
-    """The table cdbmake builds: each record, in the order added, in the
-    first empty slot from ``(hash >> 8) % slots`` on."""
-    hs = [0] * slots
-    ps = [0] * slots
-    for where, h, p in zip(
-        map(mod, map(rshift, hashes, repeat(8)), repeat(slots)), hashes, positions
-    ):
-        while ps[where]:
-            where += 1
-            if where == slots:
-                where = 0
-        hs[where] = h
-        ps[where] = p
+    """The table cdbmake builds (the pure writer's own placement)."""
+    hs, ps = place(hashes, positions, slots)
     return array(_WORD, hs), array(_WORD, ps)
 
 

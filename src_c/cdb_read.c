@@ -95,15 +95,20 @@ int pycdb_findnext(const pycdb_map *m, pycdb_find *f,
     return PYCDB_ECORRUPT;
 }
 
+int pycdb_findfirst(const pycdb_map *m, pycdb_find *f, const char *key, size_t len)
+{
+    if (len > 0xffffffffu)
+        return 0; /* no record can hold such a key */
+    f->loop = 0;
+    return pycdb_findnext(m, f, key, len);
+}
+
 uint64_t pycdb_get(const pycdb_map *m, const char *key, size_t len)
 {
     pycdb_find f;
     int r;
 
-    if (len > 0xffffffffu)
-        return 0; /* no record can hold such a key */
-    f.loop = 0;
-    r = pycdb_findnext(m, &f, key, len);
+    r = pycdb_findfirst(m, &f, key, len);
     if (r == 1)
         return ((uint64_t)(f.dpos + f.dlen) << 32) | f.dpos;
     return r == 0 ? 0 : 1;

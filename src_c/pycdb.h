@@ -52,6 +52,11 @@ typedef struct pycdb_find {
 int pycdb_findnext(const pycdb_map *m, pycdb_find *f,
                    const char *key, size_t len);
 
+/* Start a walk for key and find its first record: pycdb_findnext's
+ * codes, f set as after pycdb_findnext.  A key longer than any record
+ * can hold is simply absent. */
+int pycdb_findfirst(const pycdb_map *m, pycdb_find *f, const char *key, size_t len);
+
 /* The first record for key, packed for a single trip from Python:
  * (dend << 32) | dpos when found (the data is bytes dpos..dend), 0 when
  * absent, 1 when the walk met corruption.  A found record's dpos is at

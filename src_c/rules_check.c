@@ -25,10 +25,7 @@ static int64_t first(const pycdb_map *m, const char *key, size_t len)
     pycdb_find f;
     int r;
 
-    if (len > 0xffffffffu)
-        return 0; /* no record can hold such a key */
-    f.loop = 0;
-    r = pycdb_findnext(m, &f, key, len);
+    r = pycdb_findfirst(m, &f, key, len);
     if (r == 1)
         /* findnext checked pos + 8 + klen + dlen <= eod, and klen == len. */
         return (int64_t)f.dpos - 8 - (int64_t)len;
