@@ -3,8 +3,10 @@ between threads."""
 
 from __future__ import annotations
 
+import errno
 import mmap
 import os
+import stat
 from collections.abc import Iterator
 from typing import Any
 
@@ -42,9 +44,14 @@ class Reader:
         self.name = os.fsdecode(path)
         fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
         try:
-            size = os.fstat(fd).st_size
-            # An empty file cannot be mapped; let the header check say why.
-            buf: Any = mmap.mmap(fd, 0, access=mmap.ACCESS_READ) if size else b""
+            st = os.fstat(fd)
+            if stat.S_ISDIR(st.st_mode):
+                raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), self.name)
+            try:
+                # An empty file cannot be mapped; let the header check say why.
+                buf: Any = mmap.mmap(fd, 0, access=mmap.ACCESS_READ) if st.st_size else b""
+            except OSError as exc:  # a device or a pipe: say which file
+                raise OSError(exc.errno, exc.strerror, self.name) from None
         finally:
             os.close(fd)
         self._open(buf)

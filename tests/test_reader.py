@@ -349,3 +349,10 @@ def test_hash_of_str_is_of_its_utf8():
     assert pycdb.hash("clé") == ref_hash("clé".encode())
     with pytest.raises(TypeError, match="^cdb keys are bytes or str, not int"):
         pycdb.hash(5)  # type: ignore[arg-type]
+
+
+def test_directory_is_named(tmp_path):
+    """Opening a directory says which one (mmap alone would say EINVAL)."""
+    with pytest.raises(IsADirectoryError) as info:
+        pycdb.Reader(tmp_path)
+    assert info.value.filename == str(tmp_path)
