@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import importlib
 import os
+import warnings
 from collections.abc import Iterator
 from types import ModuleType
 
@@ -49,7 +50,16 @@ def _initial() -> ModuleType:
         return load(forced)  # forcing cffi where it is missing is an ImportError
     try:
         return load("cffi")
-    except ImportError:
+    except ImportError as exc:
+        # pip hides what setup.py printed when the compile failed; say it
+        # where it will be seen.
+        warnings.warn(
+            f"pycdb: the C core is not available ({exc}); using the pure-Python backend, "
+            "which gives the same answers more slowly. Set PYCDB_BACKEND=pure to say "
+            "that this is intended.",
+            RuntimeWarning,
+            stacklevel=2,
+        )
         return load("pure")
 
 

@@ -120,6 +120,18 @@ def test_unforced_default_falls_back_to_pure_when_c_is_missing():
     assert report("pure", hide_c=True)["BACKEND"] == "pure"
 
 
+def test_the_fallback_is_loud():
+    """pip hides what setup.py says about a failed compile, so the import
+    says it: a RuntimeWarning naming the reason, unless pure was asked for."""
+    proc = python("import pycdb", None, hide_c=True)
+    assert proc.returncode == 0
+    assert "RuntimeWarning: pycdb: the C core is not available" in proc.stderr
+    assert "hidden by the test" in proc.stderr and "PYCDB_BACKEND=pure" in proc.stderr
+    assert python("import pycdb", "pure", hide_c=True).stderr == ""
+    if "cffi" in _backend.available():
+        assert python("import pycdb", None).stderr == ""
+
+
 def test_default_backend():
     """The backend a plain `import pycdb` picks, in the environment the
     suite runs in.  In CI (STRICT) it must be cffi: a pure fallback there
