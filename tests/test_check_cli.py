@@ -234,7 +234,4 @@ def test_the_installed_command(tmp_path: Path, backend: str) -> None:
     missing = str(tmp_path / "missing.cdb")
     got = subprocess.run([command[0], "check", missing], capture_output=True)
     assert got.returncode == 111 and got.stdout == b""
-    assert (
-        got.stderr
-        == f"pycdb: fatal: unable to read {missing}: file does not exist\n".encode()
-    )
+    assert got.stderr == f"pycdb: fatal: unable to read {missing}: file does not exist\n".encode()
