@@ -65,7 +65,7 @@ class Handle:
     long as a method of this object is running.
     """
 
-    __slots__ = ("_buf", "_ptr", "_m", "_header", "_eod", "_name", "get")
+    __slots__ = ("_buf", "_ptr", "_m", "_twin", "get")
 
     def __init__(self, buf: Any, header: list[tuple[int, int]], eod: int, name: str) -> None:
         self._buf = buf
@@ -75,13 +75,9 @@ class Handle:
         m.size = len(buf)
         m.eod = eod
         self._m = m
-        self._header = header
-        self._eod = eod
-        self._name = name
-        self.get = _getter(m, buf, _pure.Handle(buf, header, eod, name))
-
-    def _corrupt(self, key: bytes) -> CorruptError:
-        return _named(_pure.Handle(self._buf, self._header, self._eod, self._name), key)
+        # The pure walk over the same file: it names what C finds corrupt.
+        self._twin = _pure.Handle(buf, header, eod, name)
+        self.get = _getter(m, buf, self._twin)
 
     def get_all(self, key: bytes) -> list[bytes]:
         key = as_bytes(key)
@@ -95,12 +91,12 @@ class Handle:
             elif r == 0:
                 return out
             else:
-                raise self._corrupt(key)
+                raise _named(self._twin, key)
 
     def count(self) -> int:
         n = _count(self._m)
         if n < 0:
-            return _pure.Handle(self._buf, self._header, self._eod, self._name).count()
+            return self._twin.count()  # raises the CorruptError that names the record
         return int(n)
 
 
@@ -253,14 +249,14 @@ def rules_error(handle: Handle, r: int, ip: bytes, host: Any, info: Any) -> Exce
     if r == _ENOMEM:
         return MemoryError("pycdb: out of memory")
     # The C walk met corruption; the pure walk over the same keys names it.
-    twin = _pure.Handle(handle._buf, handle._header, handle._eod, handle._name)
+    twin = handle._twin
     try:
         _pure.rules_find(
             twin, ip, None if host is RULES_NONE else host, None if info is RULES_NONE else info
         )
     except CorruptError as exc:
         return exc
-    return CorruptError(f"{handle._name}: corrupt cdb (found by the C core)")  # pragma: no cover
+    return CorruptError(f"{twin._name}: corrupt cdb (found by the C core)")  # pragma: no cover
 
 
 # ---- rules: the tcprules compiler (src_c/rules_parse.c) -------------------------
