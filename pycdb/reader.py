@@ -18,6 +18,28 @@ __all__ = ["Reader"]
 _MISSING = object()
 
 
+def map_file(path: str | os.PathLike[str] | bytes) -> tuple[Any, os.stat_result]:
+    """The whole file at ``path`` mapped read-only (``b""`` when it is
+    empty: an empty file cannot be mapped, and the header check says why),
+    with the stat of the file that was mapped.  OSError, naming the file,
+    when it cannot be opened or mapped (a directory, a device)."""
+    name = os.fsdecode(path)
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+    try:
+        st = os.fstat(fd)
+        if stat.S_ISDIR(st.st_mode):
+            raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), name)
+        try:
+            buf: Any = mmap.mmap(fd, 0, access=mmap.ACCESS_READ) if st.st_size else b""
+        except ValueError:  # emptied between fstat and mmap
+            buf = b""
+        except OSError as exc:
+            raise OSError(exc.errno, exc.strerror, name) from None
+    finally:
+        os.close(fd)
+    return buf, st
+
+
 def _closed(*args: object, **kwargs: object) -> Any:
     raise ValueError("I/O operation on a closed cdb Reader")
 
@@ -42,19 +64,7 @@ class Reader:
 
     def __init__(self, path: str | os.PathLike[str] | bytes) -> None:
         self.name = os.fsdecode(path)
-        fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
-        try:
-            st = os.fstat(fd)
-            if stat.S_ISDIR(st.st_mode):
-                raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), self.name)
-            try:
-                # An empty file cannot be mapped; let the header check say why.
-                buf: Any = mmap.mmap(fd, 0, access=mmap.ACCESS_READ) if st.st_size else b""
-            except OSError as exc:  # a device or a pipe: say which file
-                raise OSError(exc.errno, exc.strerror, self.name) from None
-        finally:
-            os.close(fd)
-        self._open(buf)
+        self._open(map_file(path)[0])
 
     @classmethod
     def from_bytes(cls, data: bytes, name: str = "<bytes>") -> Reader:

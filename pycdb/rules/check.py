@@ -31,7 +31,6 @@ outside the cdb contract for every reader.
 from __future__ import annotations
 
 import functools
-import mmap
 import os
 import struct
 import time
@@ -40,6 +39,7 @@ from typing import Any, Callable, NamedTuple
 from .. import _backend
 from .._common import parse_header
 from ..errors import CorruptError, Error
+from ..reader import map_file
 
 __all__ = ["Decision", "RuleSet"]
 
@@ -239,24 +239,14 @@ class RuleSet:
         """A snapshot of the file now at the path; raises when it is
         missing (and not allowed to be), unreadable or corrupt."""
         try:
-            fd = os.open(self.path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+            buf, st = map_file(self.path)
         except FileNotFoundError as exc:
             if self.allow_missing:
                 return _Snapshot(_no_rules, None)
             raise _unreadable(self.name, exc) from exc
         except OSError as exc:
             raise _unreadable(self.name, exc) from exc
-        try:
-            st = os.fstat(fd)
-            # An empty file cannot be mapped; the header check says why.
-            buf: object = mmap.mmap(fd, 0, access=mmap.ACCESS_READ) if st.st_size else b""
-        except OSError as exc:
-            raise _unreadable(self.name, exc) from exc
-        except ValueError as exc:  # emptied between fstat and mmap
-            raise Error(f"unable to read {self.name}: {exc}") from None
-        finally:
-            os.close(fd)
-        header, eod = parse_header(buf, self.name)  # type: ignore[arg-type]
+        header, eod = parse_header(buf, self.name)
         impl = self._impl
         handle = impl.Handle(buf, header, eod, self.name)
         return _Snapshot(
