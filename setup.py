@@ -42,9 +42,6 @@ class OptionalBuildExt(build_ext):
 
 
 setup(
-    cffi_modules=[
-        "src_c/build_ffi.py:ffibuilder",
-        "src_c/build_ffi.py:ffibuilder_lookup",
-    ],
+    cffi_modules=["src_c/build_ffi.py:ffibuilder"],
     cmdclass={"build_ext": OptionalBuildExt},
 )

@@ -30,7 +30,7 @@ __all__ = [
 
 def hash(key: bytes | str) -> int:  # noqa: A001 - the cdb hash, as djb names it
     """djb's cdb hash of ``key`` (a ``str`` is encoded as UTF-8)."""
-    from ._common import as_bytes
+    from ._args import as_bytes
 
     return int(_backend.current().hash(as_bytes(key)))
 

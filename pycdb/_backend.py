@@ -13,21 +13,30 @@ import importlib
 import os
 import warnings
 from collections.abc import Iterator
-from types import ModuleType
+from typing import TYPE_CHECKING, cast
+
+from ._interface import Backend
+
+if TYPE_CHECKING:
+    # mypy checks here that both modules are what _interface declares.
+    from . import _cffi, _pure
+
+    _cffi_is_a_backend: Backend = _cffi
+    _pure_is_a_backend: Backend = _pure
 
 NAMES = ("cffi", "pure")
 
-_loaded: dict[str, ModuleType] = {}
+_loaded: dict[str, Backend] = {}
 _errors: dict[str, str] = {}
 
 
-def load(name: str) -> ModuleType:
+def load(name: str) -> Backend:
     """The backend module ``name``; ImportError (saying why) when it
     cannot be used."""
     if name not in NAMES:
         raise ImportError(f"PYCDB_BACKEND must be one of {', '.join(NAMES)}, not {name!r}")
     if name not in _loaded:
-        _loaded[name] = importlib.import_module(f"{__package__}._{name}")
+        _loaded[name] = cast(Backend, importlib.import_module(f"{__package__}._{name}"))
     return _loaded[name]
 
 
@@ -44,7 +53,7 @@ def available() -> list[str]:
     return names
 
 
-def _initial() -> ModuleType:
+def _initial() -> Backend:
     forced = os.environ.get("PYCDB_BACKEND", "")
     if forced:
         return load(forced)  # forcing cffi where it is missing is an ImportError
@@ -63,16 +72,16 @@ def _initial() -> ModuleType:
         return load("pure")
 
 
-impl: ModuleType = _initial()
+impl: Backend = _initial()
 
 
-def current() -> ModuleType:
+def current() -> Backend:
     """The active backend module."""
     return impl
 
 
 @contextlib.contextmanager
-def use(name: str) -> Iterator[ModuleType]:
+def use(name: str) -> Iterator[Backend]:
     """Run a block with backend ``name`` active (not thread-safe: meant
     for tests and benchmarks)."""
     global impl

@@ -1,55 +1,55 @@
-"""The cffi backend, and the one module that touches the compiled core.
+"""The cffi backend: the names of ``pycdb._interface`` over the C core,
+and the one module that touches the compiled module ``pycdb._cdb``.
 
-Everything else in pycdb reaches C through the names defined here, which
-match ``_pure`` one for one.  C return codes become pycdb exceptions here
-and nowhere else.
+C return codes become pycdb's exceptions here and nowhere else; damage
+the C walks find is named by :class:`pycdb._format.Layout`, so both
+backends raise the same message.  Every call keeps the GIL except
+finishing a file and compiling rules, which release it (see pycdb.h,
+"Python glue").
 """
 
 from __future__ import annotations
 
 import errno
-import functools
 import os
-from collections.abc import Callable, Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any, Callable, TypeVar
 
-from ._common import as_buffer, as_bytes
+from ._args import as_buffer, as_bytes
+from ._format import PAIR, Layout
+from ._interface import MakerAPI, SyntaxErrorFactory
+from ._keyorder import rules_keys
 from ._version import __version__
-from .errors import CorruptError, TooLargeError
+from .errors import TooLargeError
 
 try:
-    # Two builds of the same C: lib releases the GIL around calls (writing,
-    # parsing), fast keeps it (lookups, too short to be worth a release).
-    from ._cdb_c import ffi, lib
-    from ._cdb_lookup import ffi as fast_ffi
-    from ._cdb_lookup import lib as fast
+    from ._cdb import ffi, lib
 except ImportError as exc:  # pragma: no cover - exercised by the backend tests
     raise ImportError(
         f"pycdb's C extension is not available: {exc}. "
         "Reinstall pycdb with a C compiler present, or use PYCDB_BACKEND=pure."
     ) from exc
 
-from . import _pure
+_built = ffi.string(lib.pycdb_version()).decode()
+if _built != __version__:  # pragma: no cover - a stale in-place build
+    raise ImportError(
+        f"pycdb's C extension was built for pycdb {_built}, but this is pycdb "
+        f"{__version__}; rebuild it (pip install .)"
+    )
 
-for _lib in (lib, fast):
-    _built = ffi.string(_lib.pycdb_version()).decode()
-    if _built != __version__:  # pragma: no cover - a stale in-place build
-        raise ImportError(
-            f"pycdb's C extension was built for pycdb {_built}, but this is pycdb "
-            f"{__version__}; rebuild it (pip install .)"
-        )
+__all__ = ["NAME", "Handle", "Maker", "RulesCompiler", "hash", "hash_many"]
 
 NAME = "cffi"
+_T = TypeVar("_T")
 
+_NULL = ffi.NULL
 _ECORRUPT = lib.PYCDB_ECORRUPT
 _ETOOBIG = lib.PYCDB_ETOOBIG
 _ENOMEM = lib.PYCDB_ENOMEM
 _EDONE = lib.PYCDB_EDONE
-_get = fast.pycdb_get
-_findnext = fast.pycdb_findnext
-_count = fast.pycdb_count
-_hash = fast.pycdb_hash
-_add = fast.pycdb_maker_add
+_EBUSY = lib.PYCDB_EBUSY
+_ESYNTAX = lib.PYCDB_ESYNTAX
+_hash = lib.pycdb_hash
+_pair = PAIR.unpack_from
 
 
 def hash(key: bytes) -> int:  # noqa: A001 - the cdb hash, as djb names it
@@ -57,157 +57,109 @@ def hash(key: bytes) -> int:  # noqa: A001 - the cdb hash, as djb names it
     return int(_hash(key, len(key)))
 
 
+def hash_many(keys: list[bytes]) -> list[int]:
+    """djb's hash of every key, in order: one C call per key, without a
+    Python frame for each."""
+    return list(map(_hash, keys, map(len, keys)))
+
+
+def _getter(m: Any, buf: Any, layout: Layout) -> Callable[..., Any]:
+    """``Handle.get`` as a closure: everything it touches is a cell of
+    this frame rather than a global, builtin or attribute lookup, which is
+    measurable on a call of a few hundred nanoseconds.  It holds no
+    reference to the Handle (no cycle: the mapping goes as soon as the
+    last user drops it)."""
+    find = lib.pycdb_get
+    _bytes = bytes
+    _len = len
+    _as_bytes = as_bytes
+
+    def get(key: bytes, default: Any = None) -> Any:
+        # cffi would also take a list or tuple for a char *: convert first.
+        if key.__class__ is not _bytes:
+            key = _as_bytes(key)
+        r = find(m, key, _len(key))
+        if r > 1:
+            return buf[r & 0xFFFFFFFF : r >> 32]
+        if r == 0:
+            return default
+        raise layout.lookup_error(key)
+
+    return get
+
+
 class Handle:
-    """Lookups over a mapped file whose header was already checked.
+    """Lookups over a mapped file whose header was checked.
 
     The struct handed to C is never written after construction, so one
     handle serves any number of threads; the buffer stays mapped for as
-    long as a method of this object is running.
+    long as this object, or the ``get`` taken from it, lives.
     """
 
-    __slots__ = ("_buf", "_ptr", "_m", "_twin", "get")
+    __slots__ = ("_layout", "_buf", "_ptr", "_m", "get")
 
-    def __init__(self, buf: Any, header: list[tuple[int, int]], eod: int, name: str) -> None:
+    if TYPE_CHECKING:
+
+        def get(self, key: bytes, default: _T = None) -> bytes | _T:  # type: ignore[assignment]
+            ...
+
+    def __init__(self, layout: Layout) -> None:
+        buf = layout.buf
+        self._layout = layout
         self._buf = buf
-        self._ptr = fast_ffi.from_buffer("unsigned char[]", buf)
-        m = fast_ffi.new("pycdb_map *")
+        self._ptr = ffi.from_buffer("unsigned char[]", buf)
+        m = ffi.new("pycdb_map *")
         m.base = self._ptr
         m.size = len(buf)
-        m.eod = eod
+        m.eod = layout.eod
         self._m = m
-        # The pure walk over the same file: it names what C finds corrupt.
-        self._twin = _pure.Handle(buf, header, eod, name)
-        self.get = _getter(m, buf, self._twin)
+        self.get = _getter(m, buf, layout)  # type: ignore[method-assign]
 
     def get_all(self, key: bytes) -> list[bytes]:
-        key = as_bytes(key)
-        f = fast_ffi.new("pycdb_find *")
+        if key.__class__ is not bytes:
+            key = as_bytes(key)
+        f = ffi.new("pycdb_find *")
         buf = self._buf
         out = []
         while True:
-            r = _findnext(self._m, f, key, len(key))
+            r = lib.pycdb_findnext(self._m, f, key, len(key))
             if r == 1:
                 out.append(buf[f.dpos : f.dpos + f.dlen])
             elif r == 0:
                 return out
             else:
-                raise _named(self._twin, key)
+                raise self._layout.lookup_error(key)
 
     def count(self) -> int:
-        n = _count(self._m)
+        n = lib.pycdb_count(self._m)
         if n < 0:
-            return self._twin.count()  # raises the CorruptError that names the record
+            raise self._layout.count_error()
         return int(n)
 
-
-def _named(twin: _pure.Handle, key: bytes) -> CorruptError:
-    """The C walk for ``key`` met corruption; the pure walk over the same
-    file names it, so both backends raise the same message."""
-    try:
-        twin.get_all(key)
-    except CorruptError as exc:
-        return exc
-    return CorruptError(f"{twin._name}: corrupt cdb (found by the C core)")  # pragma: no cover
-
-
-def _getter(m: Any, buf: Any, twin: _pure.Handle) -> Any:
-    """``Handle.get`` as a closure: everything it touches is a local, not
-    a global, builtin or attribute lookup, which is measurable on a call
-    of a few hundred nanoseconds.  It holds no reference to the Handle
-    (no cycle: the mapping goes as soon as the last user drops it)."""
-
-    def get(
-        key: bytes,
-        default: object = None,
-        *,
-        _get: Any = _get,
-        len: Any = len,  # noqa: A002
-        bytes: Any = bytes,  # noqa: A002
-        as_bytes: Any = as_bytes,
-    ) -> object:
-        # cffi would also take a list or tuple for a char *: convert first.
-        if key.__class__ is not bytes:
-            key = as_bytes(key)
-        r = _get(m, key, len(key))
-        if r > 1:
-            return buf[r & 0xFFFFFFFF : r >> 32]
-        if r == 0:
-            return default
-        raise _named(twin, key)
-
-    return get
-
-
-def _pointer(data: bytes | memoryview) -> Any:
-    """A ``char *`` for the maker's add (a GIL-keeping call)."""
-    return data if data.__class__ is bytes else fast_ffi.from_buffer(data)
-
-
-class Maker:
-    """Streams records to ``fd`` through the C writer.
-
-    ``add`` is a closure over the C maker and calls the GIL-keeping build
-    (a record costs well under a microsecond; releasing the GIL for it
-    would cost more than the work).  ``finish`` sorts and writes the
-    tables with the GIL released.  The C struct refuses use after
-    finish/close/failure (PYCDB_EDONE) and is freed only when this object
-    goes away, so a stale ``add`` can never reach freed memory.
-    """
-
-    def __init__(self, fd: int, limit: int) -> None:
-        mk = fast.pycdb_maker_new(fd, limit)
-        if mk == fast_ffi.NULL:
-            err = fast_ffi.errno
-            if err:
-                raise OSError(err, os.strerror(err))
+    def rules_find(
+        self, ip: bytes, host: bytes | None, info: bytes | None
+    ) -> tuple[bytes, bytes] | None:
+        pos = lib.pycdb_rules_find(
+            self._m, ip, _NULL if host is None else host, _NULL if info is None else info
+        )
+        if pos > 0:
+            buf = self._buf
+            klen, dlen = _pair(buf, pos)
+            k = pos + 8
+            d = k + klen
+            return buf[k:d], buf[d : d + dlen]
+        if pos == 0:
+            return None
+        if pos == _ENOMEM:
             raise MemoryError("pycdb: out of memory")
-        mk = fast_ffi.gc(mk, fast.pycdb_maker_free)
-        self._mk = mk
-        # The same struct, typed for the GIL-releasing module.
-        self._mk_io = ffi.cast("pycdb_maker *", int(fast_ffi.cast("uintptr_t", mk)))
-        self.add = self._adder(mk)
-
-    @staticmethod
-    def _adder(mk: Any) -> Any:
-        def add(
-            key: bytes,
-            value: bytes,
-            *,
-            _add: Any = _add,
-            len: Any = len,  # noqa: A002
-            bytes: Any = bytes,  # noqa: A002
-        ) -> None:
-            # Locals, not globals or builtins, on the hot path (as in get).
-            if key.__class__ is bytes and value.__class__ is bytes:
-                r = _add(mk, key, len(key), value, len(value))
-            else:
-                # Anything else goes through the buffer protocol, uncopied:
-                # a huge buffer is measured before it is read.  (cffi alone
-                # would also take a list or tuple for a char *.)
-                key = as_buffer(key, "key")  # type: ignore[assignment]
-                value = as_buffer(value)  # type: ignore[assignment]
-                r = _add(mk, _pointer(key), len(key), _pointer(value), len(value))
-            if r:
-                _fail(r, fast_ffi.errno, len(key), len(value))
-
-        return add
-
-    @property
-    def count(self) -> int:
-        # Valid after finish and close too: the struct lives as long as we do.
-        return int(fast.pycdb_maker_count(self._mk))
-
-    def finish(self) -> None:
-        r = lib.pycdb_maker_finish(self._mk_io)
-        if r:
-            _fail(r, ffi.errno, 0, 0)
-
-    def close(self) -> None:
-        fast.pycdb_maker_close(self._mk)
+        # A walk met damage: the first key whose walk does names it.
+        for key in rules_keys(ip, host, info):
+            self.get(key)
+        raise self._layout.lookup_error(b"")  # pragma: no cover - the walks agree
 
 
-def _fail(r: int, err: int, klen: int, dlen: int) -> None:
-    """Raise the exception for a maker's return code ``r``."""
+def _raise(r: int, mk: Any, klen: int = 0, dlen: int = 0) -> None:
+    """Raise the exception for a maker's nonzero return code ``r``."""
     if r == _ETOOBIG:
         raise TooLargeError(
             f"a record with a {klen}-byte key and a {dlen}-byte value would take the "
@@ -215,105 +167,125 @@ def _fail(r: int, err: int, klen: int, dlen: int) -> None:
         )
     if r == _EDONE:
         raise ValueError("this cdb writer was finished, failed earlier, or is closed")
+    if r == _EBUSY:
+        raise ValueError("this cdb writer is in use by another thread (finishing or compiling)")
     if r == _ENOMEM:
         raise MemoryError("pycdb: out of memory")
-    err = err or errno.EIO
+    err = lib.pycdb_maker_error(mk) or errno.EIO
     raise OSError(err, os.strerror(err))
 
 
-# ---- rules: tcpserver's lookup order ----------------------------------
-#
-# One C call walks the whole key sequence (pycdb_rules_find) and returns
-# the deciding record's position; pycdb.rules.check reads the key and
-# data from the mapping there.  The finder is the C function itself with
-# the map bound (no Python frame of its own), so the caller passes
-# RULES_NONE for an unknown host or info and hands a negative result to
-# rules_error, which turns the C code into the exception.
-
-#: Stands for "not known" (no host, no info) in a finder's arguments.
-RULES_NONE = fast_ffi.NULL
+def _pointer(data: bytes | memoryview) -> Any:
+    """A ``char *`` for the maker's add."""
+    return data if data.__class__ is bytes else ffi.from_buffer(data)
 
 
-def rules_finder(handle: Handle) -> Callable[[bytes, Any, Any], int]:
-    """``find(ip, host, info)``: tcpserver's rules check on ``handle``'s
-    file, ``host``/``info`` being bytes or RULES_NONE, none holding a NUL
-    (C strings, as tcpserver has them).  Returns the position of the
-    deciding record (>= 2048: its header, key and data lie inside the
-    record area), 0 when no key has one, or a negative code for
-    ``rules_error``.  Valid while ``handle`` lives: the caller keeps it."""
-    return functools.partial(fast.pycdb_rules_find, handle._m)
+def _adder(mk: Any) -> Callable[[bytes, bytes], None]:
+    """``Maker.add`` as a closure (see ``_getter``)."""
+    put = lib.pycdb_maker_add
+    _bytes = bytes
+    _len = len
 
-
-def rules_error(handle: Handle, r: int, ip: bytes, host: Any, info: Any) -> Exception:
-    """The exception for a finder's negative result ``r``."""
-    if r == _ENOMEM:
-        return MemoryError("pycdb: out of memory")
-    # The C walk met corruption; the pure walk over the same keys names it.
-    twin = handle._twin
-    try:
-        _pure.rules_find(
-            twin, ip, None if host is RULES_NONE else host, None if info is RULES_NONE else info
-        )
-    except CorruptError as exc:
-        return exc
-    return CorruptError(f"{twin._name}: corrupt cdb (found by the C core)")  # pragma: no cover
-
-
-# ---- rules: the tcprules compiler (src_c/rules_parse.c) -------------------------
-#
-# The text is fed to C in chunks; C parses every line and adds its records
-# to the maker itself, with the GIL released, so no Python runs per line.
-
-_ESYNTAX = lib.PYCDB_ESYNTAX
-_rules_feed = lib.pycdb_rules_feed
-
-
-def compile_rules(chunks: Iterable[bytes], maker: Maker, filename: str) -> int:
-    """Compile rules text given in chunks into ``maker``; returns the
-    number of records.  Raises what ``_pure.compile_rules`` raises, with
-    the same messages: RulesSyntaxError, TooLargeError (prefixed with
-    ``filename:line:``), MemoryError, OSError."""
-    from .errors import RulesSyntaxError
-    from .rules.parse import reason
-
-    st = ffi.new("pycdb_rules_status *")
-    # The maker struct as this (GIL-releasing) module's lib sees it; a
-    # finished or failed maker refuses the records with PYCDB_EDONE.
-    r = lib.pycdb_rules_new(maker._mk_io, st)
-    if r == ffi.NULL:
-        raise MemoryError("pycdb: out of memory")
-    r = ffi.gc(r, lib.pycdb_rules_free)
-    try:
-        rc = 0
-        for chunk in chunks:
-            if chunk.__class__ is not bytes:
-                chunk = bytes(chunk)
-            rc = _rules_feed(r, chunk, len(chunk))
-            if rc:
-                break
+    def add(key: bytes, value: bytes) -> None:
+        if key.__class__ is _bytes and value.__class__ is _bytes:
+            r = put(mk, key, _len(key), value, _len(value))
         else:
-            rc = lib.pycdb_rules_end(r)
-        err = ffi.errno
-        if not rc:
-            return int(st.records)
+            # Anything else goes through the buffer protocol, uncopied:
+            # a huge buffer is measured before it is read.  (cffi alone
+            # would also take a list or tuple for a char *.)
+            k = as_buffer(key, "key")
+            v = as_buffer(value)
+            r = put(mk, _pointer(k), _len(k), _pointer(v), _len(v))
+            key, value = k, v  # type: ignore[assignment]
+        if r:
+            _raise(r, mk, _len(key), _len(value))
+
+    return add
+
+
+class Maker:
+    """Streams records to ``fd`` (a new file at offset 0) through the C
+    writer.  The C struct refuses use after finish, close or a failure
+    (PYCDB_EDONE), and while another thread finishes or compiles into it
+    (PYCDB_EBUSY); it is freed only when this object goes, so a stale
+    ``add`` can never reach freed memory."""
+
+    __slots__ = ("_mk", "add")
+
+    add: Callable[[bytes, bytes], None]
+
+    def __init__(self, fd: int, limit: int) -> None:
+        mk = lib.pycdb_maker_new(fd, limit)
+        if mk == _NULL:
+            raise MemoryError("pycdb: out of memory")
+        self._mk = ffi.gc(mk, lib.pycdb_maker_free)
+        self.add = _adder(self._mk)
+
+    def add_many(self, keys: list[bytes], values: list[bytes]) -> None:
+        n = len(keys)
+        total = 8 * n + sum(map(len, keys)) + sum(map(len, values))
+        if not lib.pycdb_maker_fits(self._mk, total, n):
+            raise TooLargeError(
+                f"{n} records totalling {total} bytes would take the file past the cdb "
+                "format's 4 GiB limit"
+            )
+        add = self.add
+        for key, value in zip(keys, values):
+            add(key, value)
+
+    @property
+    def count(self) -> int:
+        # Valid after finish and close too: the struct lives as long as we do.
+        return int(lib.pycdb_maker_count(self._mk))
+
+    def finish(self) -> None:
+        r = lib.pycdb_py_maker_finish(self._mk)
+        if r:
+            _raise(r, self._mk)
+
+    def close(self) -> None:
+        r = lib.pycdb_maker_close(self._mk)
+        if r:
+            _raise(r, self._mk)
+
+
+class RulesCompiler:
+    """tcprules' compiler in C (``src_c/rules_parse.c``): each chunk is
+    parsed and its records added to the maker in one call, with the GIL
+    released and the maker claimed, so no Python runs per line."""
+
+    __slots__ = ("_maker", "_st", "_r", "_error")
+
+    def __init__(self, maker: MakerAPI, error: SyntaxErrorFactory) -> None:
+        if not isinstance(maker, Maker):
+            raise TypeError("the C compiler feeds the C maker only")
+        self._maker = maker  # outlives the compiler, which adds to it
+        self._st = ffi.new("pycdb_rules_status *")
+        r = lib.pycdb_rules_new(maker._mk, self._st)
+        if r == _NULL:
+            raise MemoryError("pycdb: out of memory")
+        self._r = ffi.gc(r, lib.pycdb_rules_free)
+        self._error = error
+
+    def _fail(self, rc: int) -> None:
+        st = self._st
         if rc == _ESYNTAX:
             line = bytes(ffi.buffer(st.line, st.linelen))
-            raise RulesSyntaxError(filename, int(st.lineno), line, reason(st.code, line, st.pos))
-        if rc == _ETOOBIG:
-            raise TooLargeError(
-                f"{filename}:{st.lineno}: a record with a {st.klen}-byte key and a "
-                f"{st.dlen}-byte value would take the file past the cdb format's 4 GiB limit"
-            )
-        _fail(rc, err, 0, 0)
-        raise AssertionError("unreachable")  # pragma: no cover
-    finally:
-        ffi.release(r)
+            raise self._error(int(st.lineno), line, int(st.code), int(st.pos))
+        _raise(rc, self._maker._mk, int(st.klen), int(st.dlen))
 
+    def feed(self, chunk: bytes) -> None:
+        if chunk.__class__ is not bytes:
+            chunk = bytes(chunk)
+        rc = lib.pycdb_py_rules_feed(self._r, chunk, len(chunk))
+        if rc:
+            self._fail(rc)
 
-# ---- validate: hashing in bulk ---------------------------------------------------
+    def end(self) -> int:
+        rc = lib.pycdb_py_rules_end(self._r)
+        if rc:
+            self._fail(rc)
+        return int(self._st.records)
 
-
-def hash_many(keys: list[bytes]) -> list[int]:
-    """djb's hash of every key, in order (pycdb.validate hashes every
-    record's key): one C call per key, without a Python frame for each."""
-    return list(map(_hash, keys, map(len, keys)))
+    def line(self) -> int:
+        return int(self._st.lineno)

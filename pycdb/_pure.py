@@ -1,56 +1,39 @@
-"""The pure-Python backend: the same names and answers as ``_cffi``.
+"""The pure-Python backend: the names of ``pycdb._interface``, the
+same answers as the C core's, byte for byte and exception for exception.
 
-It is also the reference for diagnostics: when the C core reports a
-corrupt file, the cffi backend asks this module to walk the same path
-again and say exactly what is wrong, so both backends raise the same
-message.
+Its lookups inline the reference walk of ``pycdb._format`` on the hot
+path; wherever they meet damage they hand over to
+:class:`pycdb._format.Layout`, which names it.  It has no tcprules
+compiler of its own: ``pycdb.rules`` feeds :meth:`Maker.add_many` with
+the reference compiler.
 """
 
 from __future__ import annotations
 
-import functools
 import os
-import struct
-import sys
 from array import array
 from bisect import bisect_right
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator, Sequence
 from itertools import repeat
-from operator import mod as _mod
-from operator import rshift as _rshift
-from typing import Any
+from typing import TypeVar
 
-from ._common import as_buffer, as_bytes
-from .errors import CorruptError, TooLargeError
+from ._args import as_buffer, as_bytes
+from ._format import HEADER, MASK, PAIR, SWAP, WORD, Layout, cdb_hash, place, records
+from ._keyorder import rules_keys
+from .errors import TooLargeError
+
+__all__ = ["NAME", "Handle", "Maker", "RulesCompiler", "hash", "hash_many"]
 
 NAME = "pure"
+#: No compiler of its own (see the module docstring).
+RulesCompiler = None
 
-_PAIR = struct.Struct("<II")
-_MASK = 0xFFFFFFFF
-
-if array("I").itemsize == 4:
-    _WORD = "I"
-elif array("L").itemsize == 4:  # pragma: no cover - exotic platforms
-    _WORD = "L"
-else:  # pragma: no cover
-    raise ImportError("pycdb's pure backend needs a 32-bit array type")
-_SWAP = sys.byteorder != "little"
-
-
-def hash(key: bytes) -> int:  # noqa: A001 - the cdb hash, as djb names it
-    """djb's cdb hash: ``h = ((h << 5) + h) ^ c`` from 5381, in 32 bits."""
-    h = 5381
-    if len(key) <= 32:
-        # Masking once at the end gives the same low 32 bits, and short
-        # keys keep the intermediate integers small.
-        for c in key:
-            h = h * 33 ^ c
-        return h & _MASK
-    for c in key:
-        h = (h * 33 ^ c) & _MASK
-    return h
-
+_T = TypeVar("_T")
+_MASK = MASK
+_WORD = WORD
+_SWAP = SWAP
+_PAIR = PAIR
+hash = cdb_hash  # noqa: A001 - the cdb hash, as djb names it
 
 #: The lane arithmetic below reduces each hash to 32 bits in a 48-bit lane.
 _LANE = b"\xff\xff\xff\xff\0\0"
@@ -129,71 +112,20 @@ def hash_many(keys: list[bytes]) -> list[int]:
 
 
 class Handle:
-    """Lookups over a mapped file whose header was already checked."""
+    """Lookups over a mapped file whose header was checked."""
 
-    __slots__ = ("_buf", "_header", "_eod", "_name")
+    __slots__ = ("_layout", "_buf", "_header", "_eod")
 
-    def __init__(self, buf: bytes, header: list[tuple[int, int]], eod: int, name: str) -> None:
-        self._buf = buf
-        self._header = header
-        self._eod = eod
-        self._name = name
+    def __init__(self, layout: Layout) -> None:
+        self._layout = layout
+        self._buf = layout.buf
+        self._header = layout.header
+        self._eod = layout.eod
 
-    def _walk(self, key: bytes) -> Iterator[tuple[int, int]]:
-        """(data position, data length) of each record for key, in the
-        order they were added; raises CorruptError where the walk meets
-        corruption (the same conditions as ``pycdb_findnext`` in C)."""
-        h = hash(key)
-        table = h & 255
-        hpos, hslots = self._header[table]
-        if not hslots:
-            return
-        buf = self._buf
-        eod = self._eod
-        unpack = _PAIR.unpack_from
-        klen = len(key)
-        slot = (h >> 8) % hslots
-        for _ in range(hslots):
-            sh, pos = unpack(buf, hpos + 8 * slot)
-            if not pos:
-                return
-            if sh == h:
-                if pos < 2048 or pos + 8 > eod:
-                    raise CorruptError(
-                        f"{self._name}: corrupt cdb: slot {slot} of hash table {table} points "
-                        f"at offset {pos}, outside the records (2048..{eod})",
-                        offset=hpos + 8 * slot,
-                    )
-                rk, rd = unpack(buf, pos)
-                if pos + 8 + rk + rd > eod:
-                    raise CorruptError(
-                        f"{self._name}: corrupt cdb: the record at offset {pos} (slot {slot} "
-                        f"of hash table {table}) runs past the end of the records at {eod}",
-                        offset=pos,
-                    )
-                if rk == klen and buf[pos + 8 : pos + 8 + klen] == key:
-                    yield pos + 8 + klen, rd
-            slot += 1
-            if slot == hslots:
-                slot = 0
-        raise CorruptError(
-            f"{self._name}: corrupt cdb: hash table {table} (offset {hpos}, {hslots} slots) "
-            "has no empty slot",
-            offset=hpos,
-        )
-
-    def locate(self, key: bytes) -> int:
-        """The position of the first record for ``key`` (its header), or 0;
-        raises CorruptError.  (The rules check's lookup, by the reference
-        walk: only ``get`` has a hand-inlined copy of the loop.)"""
-        for dpos, _dlen in self._walk(key):
-            return dpos - 8 - len(key)
-        return 0
-
-    def get(self, key: bytes, default: object = None) -> object:
-        # _walk's common path, inlined: this is the hot call, and a call
-        # or a generator more costs a tenth of it.  Any sign of corruption
-        # hands over to _walk, which names it.
+    def get(self, key: bytes, default: _T = None) -> bytes | _T:  # type: ignore[assignment]
+        # The reference walk (pycdb._format.lookup), inlined: this is the
+        # hot call, and a call or a generator more costs a tenth of it.
+        # Any sign of damage hands over to the Layout, which names it.
         if key.__class__ is not bytes:
             key = as_bytes(key)
         h = 5381
@@ -202,7 +134,7 @@ class Handle:
                 h = h * 33 ^ c
             h &= _MASK
         else:
-            h = hash(key)
+            h = cdb_hash(key)
         hpos, hslots = self._header[h & 255]
         if not hslots:
             return default
@@ -229,58 +161,42 @@ class Handle:
             if slot == hslots:
                 slot = 0
             left -= 1
-        for dpos, dlen in self._walk(key):  # raises CorruptError
-            return buf[dpos : dpos + dlen]  # pragma: no cover - _walk agrees with the above
-        return default  # pragma: no cover
+        raise self._layout.lookup_error(key)
 
     def get_all(self, key: bytes) -> list[bytes]:
         if key.__class__ is not bytes:
             key = as_bytes(key)
         buf = self._buf
-        return [buf[dpos : dpos + dlen] for dpos, dlen in self._walk(key)]
+        start = 8 + len(key)
+        return [buf[p + start : p + start + dlen] for p, dlen in self._layout.lookup(key)]
 
     def count(self) -> int:
-        from ._common import iter_records
+        layout = self._layout
+        return sum(1 for _ in records(layout.buf, layout.eod, layout.name))
 
-        n = 0
-        for _ in iter_records(self._buf, self._eod, self._name):
-            n += 1
-        return n
-
-
-def place(
-    hashes: Sequence[int], positions: Sequence[int], slots: int
-) -> tuple[list[int], list[int]]:
-    """One hash table as cdbmake builds it: each record, in the order
-    added, in the first empty slot from ``(hash >> 8) % slots`` on.
-    Returns the slots' hashes and positions as two lists (cheaper per
-    record than indexing one interleaved array; a record position is
-    never 0, so 0 marks a free slot)."""
-    hs = [0] * slots
-    ps = [0] * slots
-    starts = map(_mod, map(_rshift, hashes, repeat(8)), repeat(slots))
-    for where, h, p in zip(starts, hashes, positions):
-        while ps[where]:
-            where += 1
-            if where == slots:
-                where = 0
-        hs[where] = h
-        ps[where] = p
-    return hs, ps
+    def rules_find(
+        self, ip: bytes, host: bytes | None, info: bytes | None
+    ) -> tuple[bytes, bytes] | None:
+        for key in rules_keys(ip, host, info):
+            value = self.get(key, None)
+            if value is not None:
+                return key, value
+        return None
 
 
 class Maker:
-    """Streams records to ``fd``; keeps two 32-bit words per record, in
-    one array per hash table (no Python object per record)."""
+    """Streams records to ``fd``, a new file at offset 0 (the header's
+    place goes out as zeros first and is rewritten by :meth:`finish`);
+    keeps two 32-bit words per record, in one array per hash table (no
+    Python object per record)."""
 
     def __init__(self, fd: int, limit: int) -> None:
-        os.lseek(fd, 2048, os.SEEK_SET)
         self._fd = fd
         self._limit = limit
         self._pos = 2048
         self._n = 0
         self._tables = [array(_WORD) for _ in range(256)]
-        self._buf = bytearray()
+        self._buf = bytearray(2048)
         self._broken = False
 
     @property
@@ -396,7 +312,7 @@ class Maker:
         self._tables = []
         self._write(out)
         out.clear()
-        head = struct.pack("<512I", *header)
+        head = HEADER.pack(*header)
         done = 0
         while done < len(head):
             done += os.pwrite(self._fd, head[done:], done)
@@ -405,73 +321,3 @@ class Maker:
         self._tables = []
         self._buf = bytearray()
         self._broken = True
-
-
-# ---- rules: tcpserver's lookup order ----------------------------------
-
-
-def rules_keys(ip: bytes, host: bytes | None, info: bytes | None) -> Iterator[bytes]:
-    """The keys tcpserver tries, in its order (ucspi-tcp's rules());
-    ``host``/``info`` are None when not known.  A key may come twice (an
-    ip ending in '.', a host starting with one): tcpserver asks again,
-    and so does this."""
-    if info is not None:
-        yield info + b"@" + ip
-        if host is not None:
-            yield info + b"@=" + host
-    yield ip
-    if host is not None:
-        yield b"=" + host
-    i = len(ip)
-    while i > 0:
-        i = ip.rfind(b".", 0, i)
-        if i < 0:
-            break
-        yield ip[: i + 1]
-    if host is not None:
-        i = host.find(b".")
-        while i >= 0:
-            yield b"=" + host[i:]
-            i = host.find(b".", i + 1)
-        yield b"="
-    yield b""
-
-
-#: Stands for "not known" (no host, no info) in a finder's arguments.
-RULES_NONE = None
-
-
-def rules_find(handle: Handle, ip: bytes, host: bytes | None, info: bytes | None) -> int:
-    """tcpserver's rules check on ``handle``'s file: the position of the
-    deciding record, or 0 when no key has one; raises CorruptError."""
-    for key in rules_keys(ip, host, info):
-        pos = handle.locate(key)
-        if pos:
-            return pos
-    return 0
-
-
-def rules_finder(handle: Handle) -> Callable[[bytes, Any, Any], int]:
-    """``find(ip, host, info)``, as ``_cffi.rules_finder``; it raises
-    CorruptError itself, so it never returns a negative code."""
-    return functools.partial(rules_find, handle)
-
-
-def rules_error(handle: Handle, r: int, ip: bytes, host: Any, info: Any) -> Exception:
-    """The twin of ``_cffi.rules_error``; the pure finder never needs it."""
-    return AssertionError(f"pycdb: unexpected rules_find result {r}")  # pragma: no cover
-
-
-# ---- rules: the tcprules compiler ------------------------------------------------
-
-
-def compile_rules(chunks: Iterable[bytes], maker: Maker, filename: str) -> int:
-    """Compile rules text given in chunks into ``maker``; returns the
-    number of records.  The language lives in ``pycdb.rules.parse`` (the
-    reference the C parser is held to); this is the same entry point
-    ``_cffi`` offers."""
-    from .rules.parse import compile_chunks
-
-    if maker._broken:
-        raise ValueError("this cdb writer was finished, failed earlier, or is closed")
-    return compile_chunks(chunks, maker.add, filename, maker.add_many)

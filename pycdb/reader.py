@@ -3,41 +3,19 @@ between threads."""
 
 from __future__ import annotations
 
-import errno
-import mmap
 import os
-import stat
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, TypeVar, overload
 
 from . import _backend
-from ._common import Key, iter_records, parse_header
+from ._args import Key
+from ._files import map_file
+from ._format import Layout, parse_header, records
 
 __all__ = ["Reader"]
 
-_MISSING = object()
-
-
-def map_file(path: str | os.PathLike[str] | bytes) -> tuple[Any, os.stat_result]:
-    """The whole file at ``path`` mapped read-only (``b""`` when it is
-    empty: an empty file cannot be mapped, and the header check says why),
-    with the stat of the file that was mapped.  OSError, naming the file,
-    when it cannot be opened or mapped (a directory, a device)."""
-    name = os.fsdecode(path)
-    fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
-    try:
-        st = os.fstat(fd)
-        if stat.S_ISDIR(st.st_mode):
-            raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), name)
-        try:
-            buf: Any = mmap.mmap(fd, 0, access=mmap.ACCESS_READ) if st.st_size else b""
-        except ValueError:  # emptied between fstat and mmap
-            buf = b""
-        except OSError as exc:
-            raise OSError(exc.errno, exc.strerror, name) from None
-    finally:
-        os.close(fd)
-    return buf, st
+T = TypeVar("T")
+_MISSING: Any = object()
 
 
 def _closed(*args: object, **kwargs: object) -> Any:
@@ -59,10 +37,12 @@ class Reader:
     one returns.
     """
 
-    get: Any
-    get_all: Any
-
     def __init__(self, path: str | os.PathLike[str] | bytes) -> None:
+        """Open and map ``path`` (str, bytes or a path object).  Raises
+        OSError naming the file when it cannot be opened or is not a
+        regular file (``FileNotFoundError``, ``IsADirectoryError``, ...),
+        and :class:`pycdb.CorruptError` for a header whose tables lie
+        outside the file."""
         self.name = os.fsdecode(path)
         self._open(map_file(path)[0])
 
@@ -85,18 +65,40 @@ class Reader:
 
     def _open(self, buf: Any) -> None:
         header, eod = parse_header(buf, self.name)
-        self.backend = _backend.current().NAME
-        handle = _backend.current().Handle(buf, header, eod, self.name)
-        self._buf = buf
+        impl = _backend.current()
+        handle = impl.Handle(Layout(buf, header, eod, self.name))
+        self.backend: str = impl.NAME
+        self._buf: Any = buf
         self._eod = eod
-        self._handle = handle
+        self._handle: Any = handle
         self._len: int | None = None
-        self.get = handle.get
-        self.get_all = handle.get_all
+        # The backend's own lookups, straight: no Python frame of ours
+        # between a caller and the C call.  (The methods below are what
+        # the class documents and what a closed Reader falls back to.)
+        self.__dict__.update(get=handle.get, get_all=handle.get_all)
+
+    @overload
+    def get(self, key: Key) -> bytes | None: ...
+
+    @overload
+    def get(self, key: Key, default: T) -> bytes | T: ...
+
+    def get(self, key: Key, default: Any = None) -> Any:
+        """The first value added for ``key`` (bytes; a ``str`` key is
+        encoded as UTF-8), or ``default``.  Raises
+        :class:`pycdb.CorruptError` when the walk meets damage, TypeError
+        for a key that is not bytes-like or str, ValueError once closed."""
+        return _closed()  # replaced per instance by the backend's lookup
+
+    def get_all(self, key: Key) -> list[bytes]:
+        """Every value added for ``key``, in the order they were added
+        (``[]`` when there is none).  Raises as :meth:`get`."""
+        return _closed()  # type: ignore[no-any-return]
 
     def close(self) -> None:
         """Release the mapping (once no lookup in another thread uses it)."""
-        self.get = self.get_all = _closed
+        self.__dict__.pop("get", None)  # the class's get raises ValueError
+        self.__dict__.pop("get_all", None)
         self._handle = self._buf = None
 
     @property
@@ -110,10 +112,10 @@ class Reader:
         self.close()
 
     def __getitem__(self, key: Key) -> bytes:
-        value = self.get(key, _MISSING)
+        value: bytes = self.get(key, _MISSING)
         if value is _MISSING:
             raise KeyError(key)
-        return value  # type: ignore[no-any-return]
+        return value
 
     def __contains__(self, key: Key) -> bool:
         return self.get(key, _MISSING) is not _MISSING
@@ -131,8 +133,9 @@ class Reader:
         buf = self._buf
         if buf is None:
             _closed()
-        for kpos, klen, dpos, dlen in iter_records(buf, self._eod, self.name):
-            yield buf[kpos : kpos + klen], buf[dpos : dpos + dlen]
+        for pos, klen, dlen in records(buf, self._eod, self.name):
+            k = pos + 8
+            yield buf[k : k + klen], buf[k + klen : k + klen + dlen]
 
     def items(self) -> Iterator[tuple[bytes, bytes]]:
         """Every (key, value) in file order, duplicates included."""

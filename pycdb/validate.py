@@ -36,8 +36,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from . import _backend
-from ._common import LIMIT
-from ._pure import place
+from ._format import LIMIT, place
 
 __all__ = [
     "Batch",

@@ -5,10 +5,11 @@ from __future__ import annotations
 import contextlib
 import os
 import secrets
-from typing import Any
 
 from . import _backend
-from ._common import LIMIT
+from ._args import Key
+from ._format import LIMIT
+from ._interface import Backend, MakerAPI
 
 __all__ = ["Writer"]
 
@@ -59,14 +60,15 @@ class Writer:
     commit what it has.
     """
 
-    add: Any
+    #: The largest file allowed: the format's 4 GiB (lower only in tests,
+    #: through a subclass).
+    _limit = LIMIT
 
     def __init__(
         self,
         path: str | os.PathLike[str],
         *,
         tmp_path: str | os.PathLike[str] | None = None,
-        _limit: int = LIMIT,
     ) -> None:
         self.path = os.fspath(path)
         if tmp_path is None:
@@ -78,12 +80,29 @@ class Writer:
         self._fd: int | None = fd
         self._done = False
         try:
-            self._maker = _backend.current().Maker(fd, _limit)
+            self._maker = _backend.current().Maker(fd, self._limit)
         except BaseException:
             self._discard()
             raise
-        self.backend = _backend.current().NAME
-        self.add = self._maker.add
+        self.backend: str = _backend.current().NAME
+        # The backend's own add, straight (see Reader.get).
+        self.__dict__["add"] = self._maker.add
+
+    def add(self, key: Key, value: Key) -> None:
+        """Append a record.  Keys and values are bytes (``str`` is encoded
+        as UTF-8; any other buffer is read in place).  Raises
+        :class:`pycdb.TooLargeError`, writing nothing, when the finished
+        file would pass the format's 4 GiB; OSError when the write fails
+        (the writer then refuses everything but :meth:`abort`); ValueError
+        once committed or aborted, or while another thread commits."""
+        _finished()
+
+    def _backend_maker(self) -> tuple[Backend, MakerAPI]:
+        """The backend and the maker this writer streams to, for the rules
+        compiler (pycdb.rules), which feeds the maker directly."""
+        if self._done:
+            _finished()
+        return _backend.load(self.backend), self._maker
 
     def __len__(self) -> int:
         """Records added so far."""
@@ -97,7 +116,7 @@ class Writer:
             os.unlink(self.tmp_path)
 
     def _end(self) -> None:
-        self.add = _finished
+        self.__dict__.pop("add", None)  # the class's add raises ValueError
         self._maker.close()
 
     def commit(self) -> None:
@@ -143,5 +162,5 @@ class Writer:
             self.abort()
 
 
-def _finished(*args: object, **kwargs: object) -> None:
+def _finished() -> None:
     raise ValueError("this cdb Writer was already committed or aborted")

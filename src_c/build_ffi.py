@@ -1,14 +1,13 @@
 """The cffi builder (API mode, out of line) for pycdb's C core.
 
 setup.py names this file in ``cffi_modules``; it is not shipped in the
-wheel.  It makes two extension modules from the same header and sources,
-differing only in whether calls release the GIL (see ``_KEEP_GIL``).  The declarations come verbatim from ``pycdb.h``, so the header is
-the one place the C interface is written down.
+wheel.  It makes one extension module, ``pycdb._cdb``, whose interface is
+``pycdb.h`` read verbatim into ``cdef()``: the header is the one place
+the C interface is written down.
 """
 
 from __future__ import annotations
 
-import glob
 import os
 import re
 
@@ -16,6 +15,9 @@ from cffi import FFI
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
+
+#: The C core, listed (never globbed: a stray file must not be compiled in).
+SOURCES = ["cdb_read.c", "cdb_make.c", "rules_parse.c", "rules_check.c"]
 
 
 def _version() -> str:
@@ -28,47 +30,48 @@ def _version() -> str:
 with open(os.path.join(HERE, "pycdb.h"), encoding="utf-8") as f:
     _DECLARATIONS = f.read()
 
-# cffi releases the GIL around every call.  For lookups, which take a
-# few hundred nanoseconds and never block on anything but a page fault
-# (as cdbx and the pure backend do, holding it), the release and
-# re-acquire cost more than the call; so the lookup module keeps it.
-# The generated wrappers are spelled with these two macros, and the
-# preamble is compiled before them.
-_KEEP_GIL = """
-#undef Py_BEGIN_ALLOW_THREADS
-#undef Py_END_ALLOW_THREADS
-#define Py_BEGIN_ALLOW_THREADS {
-#define Py_END_ALLOW_THREADS }
-"""
-
-
-def _module(name: str, keep_gil: bool) -> FFI:
-    ffi = FFI()
-    ffi.cdef(_DECLARATIONS)
-    ffi.set_source(
-        name,
-        (_KEEP_GIL if keep_gil else "")
-        + f"""
+# The source cffi generates calls each C function between
+# Py_BEGIN_ALLOW_THREADS/Py_END_ALLOW_THREADS and saves errno after it.
+# Every call in pycdb.h is either short (a lookup or an add: well under a
+# microsecond, less than releasing and taking back the GIL costs) or goes
+# through the glue in pyglue.c, which releases the GIL itself; and no
+# function reports through errno (the maker keeps its own).  So both are
+# switched off for the generated wrappers.  Were cffi to stop spelling its
+# wrappers with these macros, the overrides would simply not apply: calls
+# would release the GIL and save errno again, correct and a little slower.
+# tests/test_gil.py checks that the long calls really release the GIL.
+_PREAMBLE = f"""
 #include <stdint.h>
 #include <stddef.h>
 #include "pycdb.h"
+#include "pyglue.c"
+
+#undef Py_BEGIN_ALLOW_THREADS
+#undef Py_END_ALLOW_THREADS
+#define Py_BEGIN_ALLOW_THREADS {{
+#define Py_END_ALLOW_THREADS }}
+#undef _cffi_restore_errno
+#undef _cffi_save_errno
+#define _cffi_restore_errno() ((void)0)
+#define _cffi_save_errno() ((void)0)
+
 const char *pycdb_version(void) {{ return "{_version()}"; }}
-""",
-        sources=sorted(os.path.relpath(p, ROOT) for p in glob.glob(os.path.join(HERE, "*.c"))),
-        include_dirs=[os.path.relpath(HERE, ROOT)],
-        extra_compile_args=["-O2", "-Wall", "-Wextra", "-Wno-unused-parameter"],
-    )
-    return ffi
+"""
 
-
-#: Writing and parsing: may run long or block in write(), so the GIL is
-#: released as cffi does by default.
-ffibuilder = _module("pycdb._cdb_c", keep_gil=False)
-#: Lookups: short calls that keep the GIL.
-ffibuilder_lookup = _module("pycdb._cdb_lookup", keep_gil=True)
+ffibuilder = FFI()
+ffibuilder.cdef(_DECLARATIONS)
+ffibuilder.set_source(
+    "pycdb._cdb",
+    _PREAMBLE,
+    sources=[os.path.join("src_c", name) for name in SOURCES],
+    include_dirs=[HERE],
+    depends=[os.path.join("src_c", name) for name in ("pycdb.h", "internal.h", "pyglue.c")],
+    extra_compile_args=["-O2", "-Wall", "-Wextra", "-Wno-unused-parameter"],
+)
 
 if __name__ == "__main__":
     # Build in place, for working on the C code without reinstalling.
-    os.chdir(ROOT)
-    for builder in (ffibuilder, ffibuilder_lookup):
-        builder.compile(tmpdir=os.path.join(ROOT, "build", "cffi"), verbose=True)
+    import subprocess
+    import sys
+
+    subprocess.run([sys.executable, "setup.py", "build_ext", "--inplace"], cwd=ROOT, check=True)

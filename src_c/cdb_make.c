@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "pycdb.h"
+#include "internal.h"
 
 #define BUFSZ 65536
 #define BLOCK 8192 /* records per block */
@@ -32,6 +33,8 @@ struct pycdb_maker {
     uint64_t n;         /* records */
     block *first, *last;
     int done;           /* finished, closed, or failed: refuse everything */
+    int busy;           /* claimed by a call running without the GIL */
+    int err;            /* errno of the write that failed, or 0 */
     size_t blen;
     unsigned char buf[BUFSZ];
 };
@@ -44,20 +47,21 @@ static void pack(unsigned char *p, uint32_t u)
     p[3] = u >> 24;
 }
 
-/* Write all of p[0..len) to fd: 0, or -1 with errno. */
-static int allwrite(int fd, const unsigned char *p, size_t len)
+/* Write all of p[0..len) to mk->fd: 0, or -1 with mk->err set. */
+static int allwrite(pycdb_maker *mk, const unsigned char *p, size_t len)
 {
     ssize_t w;
 
     while (len) {
-        w = write(fd, p, len > 0x40000000 ? 0x40000000 : len);
+        w = write(mk->fd, p, len > 0x40000000 ? 0x40000000 : len);
         if (w < 0) {
             if (errno == EINTR)
                 continue;
+            mk->err = errno;
             return -1;
         }
         if (w == 0) {
-            errno = EIO;
+            mk->err = EIO;
             return -1;
         }
         p += w;
@@ -71,7 +75,7 @@ static int flush(pycdb_maker *mk)
     size_t n = mk->blen;
 
     mk->blen = 0;
-    return n ? allwrite(mk->fd, mk->buf, n) : 0;
+    return n ? allwrite(mk, mk->buf, n) : 0;
 }
 
 /* Buffered write: 0 or -1. */
@@ -81,7 +85,7 @@ static int put(pycdb_maker *mk, const unsigned char *p, size_t len)
         if (flush(mk) == -1)
             return -1;
         if (len >= BUFSZ)
-            return allwrite(mk->fd, p, len);
+            return allwrite(mk, p, len);
     }
     memcpy(mk->buf + mk->blen, p, len);
     mk->blen += len;
@@ -94,21 +98,55 @@ pycdb_maker *pycdb_maker_new(int fd, uint64_t limit)
 
     if (!mk)
         return NULL;
-    if (lseek(fd, 2048, SEEK_SET) == -1) {
-        free(mk);
-        return NULL;
-    }
     mk->fd = fd;
     mk->limit = limit > 0xffffffffu ? 0xffffffffu : limit;
     mk->pos = 2048;
     mk->n = 0;
     mk->first = mk->last = NULL;
     mk->done = 0;
-    mk->blen = 0;
+    mk->busy = 0;
+    mk->err = 0;
+    /* The header's place, written over by finish: zeros go out with the
+     * first records, so the file is written front to back. */
+    memset(mk->buf, 0, 2048);
+    mk->blen = 2048;
     return mk;
 }
 
+int pycdb_maker_claim(pycdb_maker *mk)
+{
+    if (mk->busy)
+        return PYCDB_EBUSY;
+    mk->busy = 1;
+    return 0;
+}
+
+void pycdb_maker_unclaim(pycdb_maker *mk)
+{
+    mk->busy = 0;
+}
+
+int pycdb_maker_fits(const pycdb_maker *mk, uint64_t bytes, uint64_t records)
+{
+    if (bytes > mk->limit || records > mk->limit)
+        return 0;
+    return mk->pos + bytes + 16 * (mk->n + records) <= mk->limit;
+}
+
+int pycdb_maker_error(const pycdb_maker *mk)
+{
+    return mk->err;
+}
+
 int pycdb_maker_add(pycdb_maker *mk, const char *key, size_t klen,
+                    const char *data, size_t dlen)
+{
+    if (mk->busy)
+        return PYCDB_EBUSY;
+    return pycdb_maker_put(mk, key, klen, data, dlen);
+}
+
+int pycdb_maker_put(pycdb_maker *mk, const char *key, size_t klen,
                     const char *data, size_t dlen)
 {
     unsigned char head[8];
@@ -248,10 +286,11 @@ int pycdb_maker_finish(pycdb_maker *mk)
         if (w < 0) {
             if (errno == EINTR)
                 continue;
+            mk->err = errno;
             return -1;
         }
         if (w == 0) {
-            errno = EIO;
+            mk->err = EIO;
             return -1;
         }
         k += (size_t)w;
@@ -264,10 +303,13 @@ fail:
     return -1;
 }
 
-void pycdb_maker_close(pycdb_maker *mk)
+int pycdb_maker_close(pycdb_maker *mk)
 {
+    if (mk->busy)
+        return PYCDB_EBUSY;
     mk->done = 1;
     free_blocks(mk);
+    return 0;
 }
 
 void pycdb_maker_free(pycdb_maker *mk)

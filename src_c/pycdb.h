@@ -7,8 +7,10 @@
  *
  * Conventions (djb / tinycdb idiom): every name is prefixed pycdb_;
  * functions return 0 or a positive count on success, -1 on a system
- * error (errno set), and the PYCDB_E* codes below for the rest; every
- * offset read from a file is checked against the mapping before use.
+ * error (the maker keeps its errno: pycdb_maker_error), and the PYCDB_E*
+ * codes below for the rest; nothing is reported through errno itself,
+ * so the Python side never reads it; every offset read from a file is
+ * checked against the mapping before use.
  */
 
 /* Return codes shared by the core. */
@@ -16,6 +18,7 @@
 #define PYCDB_ETOOBIG -3    /* the record would push the file past its limit */
 #define PYCDB_ENOMEM -4     /* malloc failed */
 #define PYCDB_EDONE -5      /* the maker was finished, failed or closed */
+#define PYCDB_EBUSY -6      /* the maker is claimed by a call running in another thread */
 
 /* ---- hashing ---------------------------------------------------------- */
 
@@ -69,35 +72,54 @@ int64_t pycdb_count(const pycdb_map *m);
 
 /* ---- writing ---------------------------------------------------------- */
 
-/* Streams records to fd (already positioned anywhere: the maker seeks),
- * keeping only (hash, position) per record in memory. */
+/* Streams records to fd, keeping only (hash, position) per record in
+ * memory.  The file is written front to back from fd's current offset,
+ * which must be 0 (a new, empty file): the header's 2048 bytes go out
+ * as zeros first and are rewritten in place (pwrite) by finish. */
 typedef struct pycdb_maker pycdb_maker;
 
 /* A maker writing to fd.  limit is the largest file size allowed
  * (0xffffffff for the cdb format; lower only in tests).  NULL when out of
- * memory, or with errno set when the seek to byte 2048 fails. */
+ * memory. */
 pycdb_maker *pycdb_maker_new(int fd, uint64_t limit);
 
 /* Append one record.  0 ok; PYCDB_ETOOBIG (nothing written) when the
- * finished file would exceed the limit; PYCDB_ENOMEM; -1 write error;
+ * finished file would exceed the limit; PYCDB_ENOMEM; -1 write error
+ * (pycdb_maker_error says which); PYCDB_EBUSY while the maker is claimed;
  * PYCDB_EDONE after finish, close, or an earlier write error (a failed
  * write may leave a partial record in the file, so the maker refuses
  * everything afterwards). */
 int pycdb_maker_add(pycdb_maker *mk, const char *key, size_t klen,
                     const char *data, size_t dlen);
 
+/* 1 when records more records holding bytes bytes in all (8 + klen +
+ * dlen each) would still fit under the limit, else 0. */
+int pycdb_maker_fits(const pycdb_maker *mk, uint64_t bytes, uint64_t records);
+
 /* Number of records added so far. */
 uint64_t pycdb_maker_count(const pycdb_maker *mk);
 
+/* The errno of the write that failed (after a -1), else 0. */
+int pycdb_maker_error(const pycdb_maker *mk);
+
 /* Write the hash tables and the header.  0 ok; PYCDB_ENOMEM; -1 write
  * error; PYCDB_EDONE when already finished, failed or closed.  Adding
- * afterwards returns PYCDB_EDONE. */
+ * afterwards returns PYCDB_EDONE.  Called from Python through
+ * pycdb_py_maker_finish, which claims the maker first. */
 int pycdb_maker_finish(pycdb_maker *mk);
+
+/* Claim the maker for a call that runs without the GIL: 0, or
+ * PYCDB_EBUSY when it is already claimed.  While claimed, add and close
+ * refuse with PYCDB_EBUSY, so no other thread can touch the maker's
+ * memory.  Call with the GIL held; unclaim when done. */
+int pycdb_maker_claim(pycdb_maker *mk);
+void pycdb_maker_unclaim(pycdb_maker *mk);
 
 /* Drop the records' bookkeeping and refuse further use (PYCDB_EDONE);
  * the struct itself stays valid until pycdb_maker_free, so a stale
- * reference from Python can never touch freed memory. */
-void pycdb_maker_close(pycdb_maker *mk);
+ * reference from Python can never touch freed memory.  0, or
+ * PYCDB_EBUSY (nothing done) while the maker is claimed. */
+int pycdb_maker_close(pycdb_maker *mk);
 
 /* Release the maker (does not close fd). */
 void pycdb_maker_free(pycdb_maker *mk);
@@ -143,8 +165,9 @@ pycdb_rules *pycdb_rules_new(pycdb_maker *mk, pycdb_rules_status *st);
 
 /* Compile the complete lines in buf[0..len), keeping a partial last line
  * for the next call.  0 ok; PYCDB_ESYNTAX; PYCDB_ETOOBIG; PYCDB_ENOMEM;
- * -1 write error (errno).  After an error the compiler must only be
- * freed. */
+ * PYCDB_EDONE; -1 write error (pycdb_maker_error).  After an error the
+ * compiler must only be freed.  Called from Python through
+ * pycdb_py_rules_feed, which claims the maker first. */
 int pycdb_rules_feed(pycdb_rules *r, const char *buf, size_t len);
 
 /* End of input: compile the last line if it had no newline.  Returns as
@@ -153,6 +176,9 @@ int pycdb_rules_end(pycdb_rules *r);
 
 /* Release the compiler (not the maker). */
 void pycdb_rules_free(pycdb_rules *r);
+
+/* The maker the compiler adds to. */
+pycdb_maker *pycdb_rules_maker(const pycdb_rules *r);
 
 /* ---- rules: tcpserver's lookup order (rules_check.c) ----------------- */
 
@@ -171,7 +197,16 @@ void pycdb_rules_free(pycdb_rules *r);
 int64_t pycdb_rules_find(const pycdb_map *m, const char *ip,
                          const char *host, const char *info);
 
-/* ---- build ------------------------------------------------------------ */
+/* ---- Python glue (src_c/pyglue.c, compiled into cffi's module) ------ */
+
+/* cffi's generated wrappers keep the GIL for every call above (lookups
+ * and adds take well under a microsecond: releasing the GIL would cost
+ * more than the call).  These run the long calls with it released,
+ * claiming the maker first (PYCDB_EBUSY when another thread holds it),
+ * so other Python threads run meanwhile and none can touch the maker. */
+int pycdb_py_maker_finish(pycdb_maker *mk);
+int pycdb_py_rules_feed(pycdb_rules *r, const char *buf, size_t len);
+int pycdb_py_rules_end(pycdb_rules *r);
 
 /* The package version the extension was built from (checked at import). */
 const char *pycdb_version(void);

@@ -24,9 +24,9 @@
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
-#include <errno.h>
 
 #include "pycdb.h"
+#include "internal.h"
 
 struct pycdb_rules {
     pycdb_maker *mk;
@@ -75,6 +75,11 @@ pycdb_rules *pycdb_rules_new(pycdb_maker *mk, pycdb_rules_status *st)
     return r;
 }
 
+pycdb_maker *pycdb_rules_maker(const pycdb_rules *r)
+{
+    return r->mk;
+}
+
 void pycdb_rules_free(pycdb_rules *r)
 {
     if (!r)
@@ -106,7 +111,7 @@ static int bad(pycdb_rules *r, const unsigned char *x, size_t len, int code, siz
 static int add(pycdb_rules *r, const unsigned char *key, size_t klen,
                const unsigned char *data, size_t dlen)
 {
-    int rc = pycdb_maker_add(r->mk, (const char *)key, klen, (const char *)data, dlen);
+    int rc = pycdb_maker_put(r->mk, (const char *)key, klen, (const char *)data, dlen);
 
     if (rc == PYCDB_ETOOBIG) {
         r->st->klen = klen;

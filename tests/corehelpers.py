@@ -177,3 +177,9 @@ def parse_cdbmake(data: bytes) -> list[Record]:
         pos = arrow + 3 + dlen
     assert data[pos:] == b"\n", "cdbmake input ends with an empty line"
     return out
+
+
+def limited(limit: int) -> type[pycdb.Writer]:
+    """A Writer whose files may not pass ``limit`` bytes (the format's is
+    4 GiB, too big to reach in a test)."""
+    return type("LimitedWriter", (pycdb.Writer,), {"_limit": limit})

@@ -31,6 +31,21 @@ def ref(program: str) -> str:
     return path
 
 
+def python(*args: str) -> list[str]:
+    """The command line ``python ARGS`` for this interpreter, isolated
+    (``-I``): the working directory (the unbuilt source tree) never goes
+    on sys.path."""
+    return [sys.executable, "-I", *args]
+
+
+def child_env(backend: str | None = None) -> dict[str, str]:
+    """This process's environment with PYCDB_BACKEND set to ``backend``
+    (by default the active one), for a subprocess that runs pycdb."""
+    import pycdb
+
+    return {**os.environ, "PYCDB_BACKEND": backend or pycdb.BACKEND}
+
+
 def run_ref(
     program: str,
     *args: str,

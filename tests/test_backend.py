@@ -32,7 +32,7 @@ HIDE_C = textwrap.dedent(
     import sys
     class HideCompiledCore:
         def find_spec(self, name, path=None, target=None):
-            if name in ("pycdb._cdb_c", "pycdb._cdb_lookup"):
+            if name == "pycdb._cdb":
                 raise ImportError(f"No module named {name!r} (hidden by the test)")
             return None
     sys.meta_path.insert(0, HideCompiledCore())
@@ -202,3 +202,70 @@ def test_subprocesses_import_the_installed_package() -> None:
         cwd=Path(__file__).resolve().parent.parent,
     )
     assert out.stdout.strip() == pycdb.__file__
+
+
+# ---- the interface: both backends offer exactly the same names -----------
+
+
+def _public(obj: object) -> dict[str, object]:
+    return {n: getattr(obj, n) for n in dir(obj) if not n.startswith("_")}
+
+
+def _signature(fn: object) -> list[str]:
+    import inspect
+
+    return [p.name for p in inspect.signature(fn).parameters.values()]  # type: ignore[arg-type]
+
+
+def test_backends_offer_the_same_names_and_signatures(tmp_path: Path) -> None:
+    """The module-level names, and every public method of a handle and a
+    maker (instances: some methods are closures made per instance), are
+    the same in both backends, with the same parameters."""
+    from pycdb import _interface
+
+    if STRICT:
+        assert "cffi" in _backend.available()
+    mods = {name: _backend.load(name) for name in _backend.available()}
+    if len(mods) < 2:
+        pytest.skip("only one backend is built here")
+    from pycdb._format import Layout, parse_header
+
+    path = tmp_path / "t.cdb"
+    import pycdb
+
+    with pycdb.Writer(path) as w:
+        w.add(b"k", b"v")
+    data = path.read_bytes()
+    shapes = {}
+    for name, mod in mods.items():
+        header, eod = parse_header(data, "t")
+        handle = mod.Handle(Layout(data, header, eod, "t"))
+        fd = os.open(tmp_path / f"{name}.tmp", os.O_WRONLY | os.O_CREAT, 0o644)
+        try:
+            maker = mod.Maker(fd, 0xFFFFFFFF)
+            shapes[name] = {
+                "module": sorted(mod.__all__),  # type: ignore[attr-defined]
+                "handle": {n: _signature(v) for n, v in _public(handle).items() if callable(v)},
+                "maker": {
+                    n: (_signature(v) if callable(v) else "attribute")
+                    for n, v in _public(maker).items()
+                },
+            }
+            maker.close()
+        finally:
+            os.close(fd)
+    assert shapes["cffi"] == shapes["pure"]
+    # ... and they are what the interface declares, no more.
+    declared = {
+        "handle": _public(_interface.HandleAPI),
+        "maker": _public(_interface.MakerAPI),
+    }
+    for part in ("handle", "maker"):
+        assert set(shapes["pure"][part]) == set(declared[part]), part
+    backend_names = set(_public(_interface.Backend))
+    assert set(shapes["pure"]["module"]) == backend_names
+    for mod in mods.values():  # nothing public beyond them defined there
+        defined = {
+            n for n, v in _public(mod).items() if getattr(v, "__module__", 0) == mod.__name__
+        }
+        assert defined <= backend_names

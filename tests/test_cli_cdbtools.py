@@ -719,6 +719,7 @@ def test_cdbmake_overflow_points(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     would not fit, the writer refuses early but cdbmake notices at the end,
     so an input error after that point still wins."""
     monkeypatch.setattr(cdbtools, "_LIMIT", 2048 + 100)
+    monkeypatch.setattr("pycdb.writer.Writer._limit", 2048 + 100)
     out, tmp = str(tmp_path / "o.cdb"), str(tmp_path / "o.tmp")
     nomem = f"pycdb: fatal: unable to create {tmp}: out of memory\n"
     # 2048 + 8 + 1 + 80 = 2137: the record fits, its two slots do not.

@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from corehelpers import limited
 from helpers import ref
 from hypothesis import given
 from hypothesis import strategies as st
@@ -21,6 +22,7 @@ import pycdb
 from pycdb import _backend
 from pycdb.rules import Rule, compile, parse
 from pycdb.rules.data import DataError, decode, encode, pick_delimiter
+from pycdb.rules.parse import compile_into
 
 P = sys.modules["pycdb.rules.parse"]  # the module (its name is shadowed by the function)
 
@@ -286,10 +288,9 @@ def test_too_large_names_the_line(tmp_path: Path) -> None:
     results = []
     for name in _backend.available():
         with _backend.use(name):
-            impl = _backend.current()
-            w = pycdb.Writer(tmp_path / f"{name}.cdb", _limit=limit)
+            w = limited(limit)(tmp_path / f"{name}.cdb")
             with pytest.raises(pycdb.TooLargeError) as info:
-                impl.compile_rules([text], w._maker, "f")
+                compile_into(w, [text], "f")
             w.abort()
             results.append(str(info.value))
     assert results[0].startswith(f"f:{expected}: ")

@@ -12,7 +12,7 @@ import sys
 import textwrap
 
 import pytest
-from corehelpers import model_file
+from corehelpers import limited, model_file
 from helpers import run_measured, run_ref
 
 import pycdb
@@ -20,8 +20,8 @@ import pycdb
 RECORDS = [(b"one", b"1"), (b"two", b"22"), (b"one", b"111")]
 
 
-def write(path, records=RECORDS, **kwargs):
-    with pycdb.Writer(path, **kwargs) as w:
+def write(path, records=RECORDS, limit=None, **kwargs):
+    with (pycdb.Writer if limit is None else limited(limit))(path, **kwargs) as w:
         for k, v in records:
             w.add(k, v)
     return w
@@ -269,7 +269,7 @@ def test_limit_is_checked_at_the_add_that_would_cross_it(tmp_path):
     limit = finished_size(recs[:12]) + 30  # the 13th record (39 bytes) does not fit
     target = tmp_path / "t.cdb"
     target.write_bytes(b"old")
-    w = pycdb.Writer(target, _limit=limit)
+    w = limited(limit)(target)
     for k, v in recs[:12]:
         w.add(k, v)
     with pytest.raises(pycdb.TooLargeError, match="4 GiB"):
@@ -286,17 +286,17 @@ def test_limit_is_checked_at_the_add_that_would_cross_it(tmp_path):
 def test_limit_is_inclusive(tmp_path):
     recs = [(b"a", b"1"), (b"bb", b"22")]
     exact = finished_size(recs)
-    write(tmp_path / "t.cdb", recs, _limit=exact)
+    write(tmp_path / "t.cdb", recs, limit=exact)
     assert os.path.getsize(tmp_path / "t.cdb") == exact
     with pytest.raises(pycdb.TooLargeError):
-        write(tmp_path / "u.cdb", recs, _limit=exact - 1)
+        write(tmp_path / "u.cdb", recs, limit=exact - 1)
     assert entries(tmp_path) == {"t.cdb"}
 
 
 def test_too_large_in_with_publishes_nothing(tmp_path):
     target = tmp_path / "t.cdb"
     target.write_bytes(b"old")
-    with pytest.raises(pycdb.TooLargeError), pycdb.Writer(target, _limit=4096) as w:
+    with pytest.raises(pycdb.TooLargeError), limited(4096)(target) as w:
         for i in range(1000):
             w.add(b"key%d" % i, b"value")
     assert entries(tmp_path) == {"t.cdb"}
@@ -307,7 +307,7 @@ def test_too_large_counts_the_hash_slots(tmp_path):
     """Each record costs 16 bytes of hash table too: a file whose records
     fit but whose tables do not is refused."""
     limit = 2048 + 9 * 100  # 100 one-byte-key records fit, without tables
-    w = pycdb.Writer(tmp_path / "t.cdb", _limit=limit)
+    w = limited(limit)(tmp_path / "t.cdb")
     added = 0
     with pytest.raises(pycdb.TooLargeError):
         for _ in range(100):
@@ -374,11 +374,13 @@ _EFBIG = textwrap.dedent(
     target, name, when = sys.argv[1], sys.argv[2], sys.argv[3]
     with open(target, "wb") as f:
         f.write(b"old")
-    # Writes past 64 KiB fail with EFBIG (instead of killing us with SIGXFSZ).
+    # Writes that reach 64 KiB fail with EFBIG (instead of killing us with
+    # SIGXFSZ).
     signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
-    resource.setrlimit(resource.RLIMIT_FSIZE, (65536, resource.RLIM_INFINITY))
-    # 24-byte records: 4000 of them pass 64 KiB; 2500 do not, until the
-    # 16 bytes of hash table per record are written at commit.
+    resource.setrlimit(resource.RLIMIT_FSIZE, (65535, resource.RLIM_INFINITY))
+    # 24-byte records after the 2048-byte header: 4000 of them fill the
+    # writers' 64 KiB buffer, whose write fails; 2500 do not, until the 16
+    # bytes of hash table per record are written at commit.
     n = 4000 if when == "add" else 2500
     with _backend.use(name):
         w = pycdb.Writer(target)

@@ -75,7 +75,7 @@ import sys
 from typing import IO, BinaryIO, Callable, Union
 
 from .. import _backend
-from .._common import LIMIT
+from .._format import LIMIT
 from ..errors import TooLargeError
 from ..writer import Writer
 from ._util import DjbOutput, Fatal, oserror_text, usage
@@ -851,7 +851,7 @@ def _cdbmake(out_path: str, tmp_path: str, stream: IO[bytes] | None) -> None:
         return Fatal(111, f"unable to create {tmp_path}: {text}")
 
     try:
-        writer = Writer(out_path, tmp_path=tmp_path, _limit=_LIMIT)
+        writer = Writer(out_path, tmp_path=tmp_path)
     except OSError as exc:
         raise die_write(oserror_text(exc)) from None
     try:

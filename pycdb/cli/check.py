@@ -35,8 +35,8 @@ from __future__ import annotations
 import json
 import os
 
-from ..errors import CorruptError, Error
-from ..rules.check import Decision, RuleSet
+from ..errors import CorruptError
+from ..rules.ruleset import Decision, RuleSet
 from ._util import DjbOutput, Fatal, oserror_text, split_options, stdout, usage
 
 USAGE = "pycdb check RULES.cdb [--ip IP] [--host HOST] [--info INFO] [--json]"
@@ -126,11 +126,8 @@ def main(command: str, args: list[str]) -> int:
         if detail.startswith(prefix):
             detail = detail[len(prefix) :]
         raise Fatal(111, f"unable to read {path}: {detail}") from None
-    except Error as exc:  # unreadable
-        cause = exc.__cause__
-        if isinstance(cause, OSError):
-            raise Fatal(111, f"unable to read {path}: {oserror_text(cause)}") from None
-        raise Fatal(111, str(exc)) from None
+    except OSError as exc:
+        raise Fatal(111, f"unable to read {path}: {oserror_text(exc)}") from None
     out = DjbOutput()
     out.put(json_text(decision) if as_json else tcprulescheck_text(decision))
     out.flush()

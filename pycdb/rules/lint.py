@@ -65,13 +65,13 @@ import re
 import tempfile
 from typing import Any, Literal
 
-from .._common import parse_header
+from .._format import parse_header
 from ..errors import CorruptError, RulesSyntaxError, TooLargeError
 from ..reader import Reader
-from .check import Decision
 from .data import Action, DataError, Env, decode
 from .parse import _CR, Rule, Source, lines, parse_line, range_bounds, show, source_chunks
 from .parse import compile as compile_rules
+from .ruleset import Decision
 
 __all__ = [
     "CODES",

@@ -30,7 +30,6 @@ from dataclasses import dataclass
 from itertools import repeat
 from typing import IO, TYPE_CHECKING, Any, Callable, Union, cast
 
-from .. import _backend
 from ..errors import RulesSyntaxError, TooLargeError
 from .data import Action, Env, encode, pick_delimiter
 
@@ -689,6 +688,19 @@ def compile(  # noqa: A001 - the verb of the domain, as in tcprules
 def compile_into(writer: Writer, chunks: Iterable[bytes], filename: str) -> int:
     """Add the records of rules text given in chunks to an open
     :class:`pycdb.Writer` (not committed: the caller decides); returns
-    their number.  The backend the Writer bound to does the work."""
-    impl = _backend.load(writer.backend)
-    return int(impl.compile_rules(chunks, writer._maker, filename))
+    their number.  The backend the Writer bound to does the work: the C
+    core's compiler, or this module's reference one feeding its maker."""
+    impl, maker = writer._backend_maker()
+    if impl.RulesCompiler is None:
+        return compile_chunks(chunks, maker.add, filename, maker.add_many)
+
+    def refused(lineno: int, line: bytes, code: int, pos: int) -> Exception:
+        return RulesSyntaxError(filename, lineno, line, reason(code, line, pos))
+
+    compiler = impl.RulesCompiler(maker, refused)
+    try:
+        for chunk in chunks:
+            compiler.feed(chunk)
+        return compiler.end()
+    except TooLargeError as exc:
+        raise TooLargeError(f"{filename}:{compiler.line()}: {exc}") from None

@@ -30,25 +30,24 @@ outside the cdb contract for every reader.
 
 from __future__ import annotations
 
-import functools
+import copy
 import os
-import struct
 import time
 from typing import Any, Callable, NamedTuple
 
 from .. import _backend
-from .._common import parse_header
-from ..errors import CorruptError, Error
-from ..reader import map_file
+from .._files import map_file
+from .._format import Layout, parse_header
+from ..errors import Error
 
 __all__ = ["Decision", "RuleSet"]
 
 _ENCODING = "utf-8"
 _ERRORS = "surrogateescape"
-_pair = struct.Struct("<II").unpack_from
 _monotonic = time.monotonic
 
-_Find = Callable[[bytes, Any, Any], int]
+#: ``find(ip, host, info) -> (key, data) | None``: a backend's rules walk.
+_Find = Callable[[bytes, Any, Any], Any]
 #: What identifies the file behind the path: a rename changes the inode,
 #: and size and times catch the rest (a file copied over in place).
 _Ident = tuple[int, int, int, int, int]
@@ -138,64 +137,38 @@ def _arg(value: object, what: str) -> bytes:
 
 class _Snapshot:
     """One version of the database, never changed once made: the
-    backend's finder over the mapping (with what it takes for "not known"
-    and how it reports a negative result), the mapping, the handle that
-    keeps the finder's view of it valid, and the identity of the file."""
+    backend's rules walk over the file (its handle keeps the mapping
+    alive) and the identity of the file."""
 
-    __slots__ = ("find", "none", "error", "buf", "handle", "ident")
+    __slots__ = ("find", "ident")
 
-    def __init__(
-        self,
-        find: _Find,
-        ident: _Ident | None,
-        buf: object = b"",
-        handle: object = None,
-        none: object = None,
-        error: Callable[..., Exception] | None = None,
-    ) -> None:
+    def __init__(self, find: _Find, ident: _Ident | None) -> None:
         self.find = find
-        self.none = none
-        self.error = error
-        self.buf = buf
-        self.handle = handle
         self.ident = ident
 
 
-def _no_rules(ip: bytes, host: object, info: object) -> int:
-    return 0
+def _no_rules(ip: bytes, host: object, info: object) -> None:
+    return None
 
 
-def _failing(exc: Error) -> _Find:
+def _failing(exc: Exception) -> _Find:
     """A find that raises (a fresh copy of) ``exc`` on every check: the
     file at the path cannot be used, and each check should say so, as each
     of tcpserver's connections would."""
-    message = str(exc)
-    offset = getattr(exc, "offset", None)
-    cause = exc.__cause__
 
-    def find(ip: bytes, host: object, info: object) -> int:
-        if isinstance(exc, CorruptError):
-            raise CorruptError(message, offset)
-        raise type(exc)(message) from cause
+    def find(ip: bytes, host: object, info: object) -> None:
+        again = copy.copy(exc)
+        raise again from exc.__cause__
 
     return find
 
 
-def _closed(ip: bytes, host: object, info: object) -> int:
+def _closed(ip: bytes, host: object, info: object) -> None:
     raise ValueError("check on a closed RuleSet")
 
 
 def _ident(st: os.stat_result) -> _Ident:
     return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
-
-
-def _unreadable(name: str, exc: OSError) -> Error:
-    """The Error for a file that cannot be read; raise it ``from exc``
-    (``_failing`` keeps the cause too), so callers can reach the OSError."""
-    text = exc.strerror or str(exc)
-    error = Error(f"unable to read {name}: {text[:1].lower()}{text[1:]}")
-    error.__cause__ = exc
-    return error
 
 
 class RuleSet:
@@ -204,11 +177,11 @@ class RuleSet:
     ``reload_interval`` is how often, at most, the path is re-examined
     for a new file (seconds; 0 re-examines on every check, like tcpserver,
     which opens the file for each connection).  A missing file raises
-    :class:`pycdb.Error`, at construction and on the checks after it
+    ``FileNotFoundError``, at construction and on the checks after it
     disappears; with ``allow_missing=True`` it allows every connection
     instead (``tcpserver -X``), and a file that appears later is used.
-    A file that cannot be read or is corrupt raises (``pycdb.Error``,
-    :class:`pycdb.CorruptError`) at construction, and on every check
+    A file that cannot be read raises OSError naming it, and a corrupt
+    one :class:`pycdb.CorruptError`, at construction and on every check
     while it stays in place.
 
     The backend (``pycdb.BACKEND``) is the one active at construction,
@@ -240,23 +213,13 @@ class RuleSet:
         missing (and not allowed to be), unreadable or corrupt."""
         try:
             buf, st = map_file(self.path)
-        except FileNotFoundError as exc:
+        except FileNotFoundError:
             if self.allow_missing:
                 return _Snapshot(_no_rules, None)
-            raise _unreadable(self.name, exc) from exc
-        except OSError as exc:
-            raise _unreadable(self.name, exc) from exc
+            raise
         header, eod = parse_header(buf, self.name)
-        impl = self._impl
-        handle = impl.Handle(buf, header, eod, self.name)
-        return _Snapshot(
-            impl.rules_finder(handle),
-            _ident(st),
-            buf,
-            handle,
-            impl.RULES_NONE,
-            functools.partial(impl.rules_error, handle),
-        )
+        handle = self._impl.Handle(Layout(buf, header, eod, self.name))
+        return _Snapshot(handle.rules_find, _ident(st))
 
     def _refresh(self) -> None:
         """Re-examine the path; swap in a new snapshot if the file there
@@ -272,13 +235,13 @@ class RuleSet:
             ident = None
         except OSError as exc:
             # Matches no file, so the next examination tries again.
-            self._snap = _Snapshot(_failing(_unreadable(self.name, exc)), _UNKNOWN)
+            self._snap = _Snapshot(_failing(exc), _UNKNOWN)
             return
         if ident == current.ident:
             return
         try:
             self._snap = self._load()
-        except Error as exc:
+        except (Error, OSError) as exc:
             self._snap = _Snapshot(_failing(exc), ident)
 
     def reload(self) -> None:
@@ -294,9 +257,8 @@ class RuleSet:
         answer, ``TCPREMOTEINFO``, or None).  An empty string is a value
         given, as with tcpserver.  Each is ``str`` or ``bytes`` (see the
         module docstring); a NUL in one is a ValueError.  Raises
-        :class:`pycdb.CorruptError` for a corrupt file and
-        :class:`pycdb.Error` for a missing or unreadable one (see the
-        class docstring)."""
+        :class:`pycdb.CorruptError` for a corrupt file and OSError for a
+        missing or unreadable one (see the class docstring)."""
         if _monotonic() >= self._due:
             self._refresh()
         snap = self._snap
@@ -305,7 +267,7 @@ class RuleSet:
             ip_b = ip.encode(_ENCODING, _ERRORS)
         else:
             ip_b = _arg(ip, "ip")
-        host_b = info_b = snap.none
+        host_b = info_b = None
         if host is not None:
             if isinstance(host, str) and "\0" not in host:
                 host_b = host.encode(_ENCODING, _ERRORS)
@@ -316,17 +278,11 @@ class RuleSet:
                 info_b = info.encode(_ENCODING, _ERRORS)
             else:
                 info_b = _arg(info, "info")
-        pos = snap.find(ip_b, host_b, info_b)
-        if pos <= 0:
-            if not pos:
-                return DEFAULT
-            raise snap.error(pos, ip_b, host_b, info_b)  # type: ignore[misc]
-        buf = snap.buf
-        klen, dlen = _pair(buf, pos)  # type: ignore[arg-type]
-        key = pos + 8
-        data = key + klen
+        found = snap.find(ip_b, host_b, info_b)
+        if found is None:
+            return DEFAULT
         # tuple.__new__ straight: Decision's own __new__ is Python code.
-        return _new(Decision, (buf[key:data], buf[data : data + dlen]))  # type: ignore[index]
+        return _new(Decision, found)
 
     def close(self) -> None:
         """Stop using the file (the mapping goes once running checks end)."""

@@ -1,0 +1,109 @@
+"""Opening a file for reading: the one routine every reader of a cdb or a
+rules file goes through.
+
+djb's ``open_read`` opens with ``O_NONBLOCK``, so a FIFO named where a
+file belongs never stops the program at ``open()``; tcprulescheck then
+refuses anything it cannot map.  pycdb does the same: a regular file is
+mapped (or copied), a directory is ``IsADirectoryError``, and anything
+else (a FIFO, a device such as ``/dev/zero``, a socket) is an OSError
+naming the file, except that the whole-file readers (validation, lint,
+decompilation, the dump) may also take a pipe (``/dev/stdin``), which is
+read to its end, never past the cdb format's 4 GiB.
+"""
+
+from __future__ import annotations
+
+import errno
+import mmap
+import os
+import select
+import stat
+from typing import Any
+
+from ._format import LIMIT
+
+_FLAGS = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
+
+
+def _kind(mode: int) -> str:
+    if stat.S_ISFIFO(mode):
+        return "a FIFO"
+    if stat.S_ISCHR(mode):
+        return "a character device"
+    if stat.S_ISBLK(mode):
+        return "a block device"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    return "not a regular file"  # pragma: no cover - every other type is named above
+
+
+def _is_stream(mode: int) -> bool:
+    return stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode)
+
+
+def open_read(
+    path: str | os.PathLike[str] | bytes, *, streams: bool = False
+) -> tuple[int, os.stat_result]:
+    """A descriptor for reading ``path`` and its ``fstat``.  Opened
+    without blocking (a FIFO with no writer does not stop ``open()``);
+    OSError naming the file when it cannot be opened, ``IsADirectoryError``
+    for a directory, and OSError(EINVAL) for anything but a regular file,
+    or a pipe when ``streams`` is true.  The caller closes the descriptor."""
+    name = os.fsdecode(path)
+    fd = os.open(path, _FLAGS)
+    try:
+        st = os.fstat(fd)
+        mode = st.st_mode
+        if stat.S_ISREG(mode) or (streams and _is_stream(mode)):
+            return fd, st
+        if stat.S_ISDIR(mode):
+            raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), name)
+        what = "a regular file or a pipe" if streams else "a regular file"
+        raise OSError(errno.EINVAL, f"not {what} ({_kind(mode)})", name)
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def _read_stream(fd: int, name: str) -> bytes:
+    """A pipe read to its end (waiting for a writer's data, as ``cat``
+    does), refused past the format's 4 GiB."""
+    parts: list[bytes] = []
+    have = 0
+    while True:
+        try:
+            data = os.read(fd, 1 << 20)
+        except BlockingIOError:
+            select.select([fd], [], [])
+            continue
+        if not data:
+            return b"".join(parts)
+        parts.append(data)
+        have += len(data)
+        if have > LIMIT:
+            raise OSError(errno.EFBIG, "more than a cdb's 4 GiB", name)
+
+
+def map_file(
+    path: str | os.PathLike[str] | bytes, *, streams: bool = False
+) -> tuple[Any, os.stat_result]:
+    """The whole file at ``path``, mapped read-only (``b""`` when empty:
+    an empty file cannot be mapped), with the ``fstat`` of the file that
+    was mapped; a pipe, where ``streams`` allows one, read to its end.
+    Raises as :func:`open_read` does, and OSError naming the file when
+    it cannot be mapped or read."""
+    name = os.fsdecode(path)
+    fd, st = open_read(path, streams=streams)
+    try:
+        if _is_stream(st.st_mode):
+            return _read_stream(fd, name), st
+        if not st.st_size:
+            return b"", st
+        try:
+            return mmap.mmap(fd, 0, access=mmap.ACCESS_READ), st
+        except ValueError:  # emptied between fstat and mmap
+            return b"", st
+        except OSError as exc:
+            raise OSError(exc.errno, exc.strerror, name) from None
+    finally:
+        os.close(fd)
