@@ -127,7 +127,7 @@ void pycdb_maker_free(pycdb_maker *mk);
 /* ---- rules: parsing (rules_parse.c) ---------------------------------- */
 
 /* tcprules' compiler: rules text in, records out through a maker, byte
- * for byte what tcprules 0.88 adds (DESIGN.md section 2).  The text is
+ * for byte what tcprules 0.88 adds (docs/rules-language.md).  The text is
  * fed in chunks of any size; only a partial line is carried between
  * them (a comment line not even that), so memory does not grow with
  * the number of lines. */

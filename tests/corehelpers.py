@@ -2,7 +2,7 @@
 differential runs): an independent model of the cdb format, hypothesis
 strategies for record sets, and the comparison of both backends.
 
-The model here is written from DESIGN.md section 1, not from pycdb's
+The model here is written from docs/format.md §1-§7, not from pycdb's
 code, so a test that compares pycdb with it compares two implementations.
 """
 
@@ -66,7 +66,7 @@ def cdbmake_input(records: Iterable[Record]) -> bytes:
 
 
 def model_file(records: Sequence[Record]) -> bytes:
-    """The cdb file djb's cdbmake writes for ``records`` (DESIGN.md 1)."""
+    """The cdb file djb's cdbmake writes for ``records`` (docs/format.md §5, §6)."""
     out = bytearray(2048)
     entries: list[list[tuple[int, int]]] = [[] for _ in range(256)]
     for k, v in records:

@@ -33,7 +33,7 @@ Who can relay.  qmail-smtpd relays for a client when RELAYCLIENT is set,
 whatever its value, and appends that value to every recipient.  So a
 finding about relaying needs an allowing record whose data sets
 RELAYCLIENT, on a key some client can reach.  How much that grants
-depends on the key's form (DESIGN.md §4):
+depends on the key's form (docs/lookup-order.md §3):
 
 * the empty key (the default) and ``=`` (any client with a PTR record):
   everybody, an open relay;
@@ -450,7 +450,7 @@ def _address_problem(key: bytes, whole: bytes, ident: bool) -> _Shape | None:
 
 
 def _shape(key: bytes) -> _Shape:
-    """The form of ``key`` among those tcpserver looks up (DESIGN.md §4)."""
+    """The form of ``key`` among those tcpserver looks up (docs/lookup-order.md §1)."""
     if not key:
         return _Shape("default")
     if key.startswith(b"\xef\xbb\xbf"):

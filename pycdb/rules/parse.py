@@ -1,6 +1,6 @@
 """The tcprules language (ucspi-tcp 0.88), in pure Python: the reference.
 
-Every decision here follows ``tcprules.c`` byte for byte (DESIGN.md §2),
+Every decision here follows ``tcprules.c`` byte for byte (docs/rules-language.md),
 including its less obvious ones, which the differential tests pin against
 the real program:
 
@@ -8,7 +8,8 @@ the real program:
 * a line whose first byte is ``#``, and an empty line, are skipped before
   anything else, so a comment is never trimmed and never checked;
 * only trailing newline, space and tab are trimmed: a trailing ``\\r``
-  stays and makes the line an error;
+  stays, and makes a rule line (one with a ``:``) an error, while a CRLF
+  comment or a CRLF line without ``:`` is still skipped;
 * a line with no ``:`` is skipped silently, blank or not;
 * the instructions are checked before the address, so ``1-x:allowjunk``
   is refused for the junk, not for the range;
