@@ -16,7 +16,6 @@ from __future__ import annotations
 import errno
 import mmap
 import os
-import select
 import stat
 from typing import Any
 
@@ -48,13 +47,19 @@ def open_read(
     without blocking (a FIFO with no writer does not stop ``open()``);
     OSError naming the file when it cannot be opened, ``IsADirectoryError``
     for a directory, and OSError(EINVAL) for anything but a regular file,
-    or a pipe when ``streams`` is true.  The caller closes the descriptor."""
+    or a pipe when ``streams`` is true (then read as blocking).  The
+    caller closes the descriptor."""
     name = os.fsdecode(path)
     fd = os.open(path, _FLAGS)
     try:
         st = os.fstat(fd)
         mode = st.st_mode
-        if stat.S_ISREG(mode) or (streams and _is_stream(mode)):
+        if stat.S_ISREG(mode):
+            return fd, st
+        if streams and _is_stream(mode):
+            # Reads wait for a writer's data, as cat's do; a FIFO that no
+            # one has open for writing reads as empty at once.
+            os.set_blocking(fd, True)
             return fd, st
         if stat.S_ISDIR(mode):
             raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), name)
@@ -66,16 +71,11 @@ def open_read(
 
 
 def _read_stream(fd: int, name: str) -> bytes:
-    """A pipe read to its end (waiting for a writer's data, as ``cat``
-    does), refused past the format's 4 GiB."""
+    """A pipe read to its end, refused past the format's 4 GiB."""
     parts: list[bytes] = []
     have = 0
     while True:
-        try:
-            data = os.read(fd, 1 << 20)
-        except BlockingIOError:
-            select.select([fd], [], [])
-            continue
+        data = os.read(fd, 1 << 20)
         if not data:
             return b"".join(parts)
         parts.append(data)

@@ -52,3 +52,15 @@ class RulesSyntaxError(Error):
             for c in line.decode("utf-8", "backslashreplace")
         )
         super().__init__(f"{filename}:{lineno}: unable to parse this line: {shown}: {reason}")
+
+
+class LineRefused(Exception):
+    """Inside pycdb.rules only: the language refuses a line, with the
+    error code (``pycdb.rules.messages.E_*``) and the byte position in the
+    trimmed line.  Callers see it as :class:`RulesSyntaxError`, which
+    names the file and line and words the reason."""
+
+    def __init__(self, code: int, pos: int) -> None:
+        super().__init__(code, pos)
+        self.code = code
+        self.pos = pos

@@ -24,7 +24,7 @@ _CHILD = textwrap.dedent(
     """
     import errno, fcntl, os, sys, threading
     from pycdb import _backend
-    from pycdb.rules.parse import compile_chunks, reason
+    from pycdb.rules.compiler import compile_chunks
     from pycdb.errors import RulesSyntaxError
 
     what = sys.argv[1]

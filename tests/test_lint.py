@@ -22,8 +22,8 @@ from rules_helpers import scenarios
 
 import pycdb
 from pycdb.rules import RuleSet, compile
+from pycdb.rules.language import expand, parse, parse_line, range_bounds
 from pycdb.rules.lint import CODES, Finding, Report, detect, lint, lint_cdb, lint_text
-from pycdb.rules.parse import expand, parse, parse_line, range_bounds
 
 RULES = FIXTURES / "rules"
 

@@ -16,9 +16,10 @@ from hypothesis import strategies as st
 from rules_helpers import GOOD_RULES, write_cdb
 
 import pycdb
+from pycdb.errors import LineRefused
 from pycdb.rules import forms
 from pycdb.rules import validate as rv
-from pycdb.rules.parse import _Bad, expand
+from pycdb.rules.language import expand
 
 
 def tcprules(
@@ -51,7 +52,7 @@ def _addresses(longest: int) -> list[bytes]:
                 continue  # a comment line
             try:
                 expand(address)
-            except _Bad:
+            except LineRefused:
                 continue
             out.append(address)
     return out

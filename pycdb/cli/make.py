@@ -32,7 +32,7 @@ import sys
 from collections.abc import Iterator
 
 from ..errors import RulesSyntaxError, TooLargeError
-from ..rules.parse import compile_into
+from ..rules.compiler import compile_into
 from ..writer import Writer
 from ._util import Fatal, oserror_text, usage, write_err
 

@@ -2,8 +2,8 @@
 
 # ---- check: tcpserver's decision for a connection ---------------------
 # ---- parse: tcprules text, structured and compiled ---------------------
-from .parse import Rule as Rule
-from .parse import compile as compile
-from .parse import parse as parse
+from .compiler import compile as compile
+from .language import Rule as Rule
+from .language import parse as parse
 from .ruleset import Decision as Decision
 from .ruleset import RuleSet as RuleSet

@@ -40,12 +40,12 @@ from collections.abc import Generator, Iterator
 from typing import Any, Callable
 
 from .._version import __version__
-from ..errors import Error
+from ..errors import Error, LineRefused
 from ..validate import Report, header_of, open_buffer, record_area_end, show, walk
 from . import validate as _validate
 from .data import decode, pick_delimiter
 from .forms import DECIMAL, address_of, is_range, key_problem, next_in_range, range_address
-from .parse import _Bad, _rest, expand
+from .language import action_and_env, expand
 
 __all__ = ["DecompileError", "Decompiled", "decompile", "rest_of_line", "show_name"]
 
@@ -85,8 +85,8 @@ def rest_of_line(data: bytes) -> bytes:
         parts += (b",", name, b"=", q, value, q)
     text = b"".join(parts)
     try:
-        again = _rest(text, 0)[2]
-    except _Bad:  # pragma: no cover - a bug, not a property of the file
+        again = action_and_env(text, 0)[2]
+    except LineRefused:  # pragma: no cover - a bug, not a property of the file
         again = None
     if again != data:  # pragma: no cover
         raise ValueError(f"internal error: {text!r} does not compile back to the data")

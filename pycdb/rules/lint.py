@@ -12,7 +12,7 @@ tcpserver reads it: the first record of each key (the one a lookup
 returns) is read the way tcpserver's ``found()`` reads it, through
 :class:`pycdb.rules.check.Decision` (a ``D`` item anywhere denies; a later
 ``+NAME=`` replaces an earlier one).  Rules text is read line by line with
-:func:`pycdb.rules.parse.parse_line`, the same tcprules parser that
+:func:`pycdb.rules.language.parse_line`, the same tcprules parser that
 ``pycdb make`` uses, so the rules judged are exactly the records tcprules would write; on
 top of that come the mistakes only the text shows (lines tcprules ignores
 or refuses, ranges, CR line endings, inline comments, a stale database).
@@ -66,11 +66,14 @@ import tempfile
 from typing import Any, Literal
 
 from .._format import parse_header
+from .._text import show
 from ..errors import CorruptError, RulesSyntaxError, TooLargeError
 from ..reader import Reader
+from .compiler import compile as compile_rules
 from .data import Action, DataError, Env, decode
-from .parse import _CR, Rule, Source, lines, parse_line, range_bounds, show, source_chunks
-from .parse import compile as compile_rules
+from .language import Rule, Source, parse_line, range_bounds, source_chunks
+from .messages import CRLF
+from .reading import lines
 from .ruleset import Decision
 
 __all__ = [
@@ -960,7 +963,7 @@ class _TextLinter:
             if cr:
                 if not self.crlf:  # one finding for them all (see finish)
                     self.crlf_at = len(self.report.findings)
-                    self.add("error", "crlf", _REFUSED + _CR, lineno)
+                    self.add("error", "crlf", _REFUSED + CRLF, lineno)
                 self.crlf.append(lineno)
             if cut is not None:
                 comment = base[cut:]

@@ -1,0 +1,178 @@
+"""Compiling rules text into a cdb: ``tcprules OUT TMP < TEXT``.
+
+The C core compiles in C (``src_c/rules_parse.c``); the pure backend
+feeds its maker with the reference compiler here, a block of lines at a
+time.  Both give the records tcprules gives, byte for byte, and the same
+errors (docs/rules-language.md).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+from itertools import repeat
+from typing import TYPE_CHECKING, Callable
+
+from ..errors import LineRefused, RulesSyntaxError, TooLargeError
+from .language import Source, action_and_env, expand, source_chunks, syntax_error, trim
+from .messages import reason
+from .reading import blocks, gather
+
+if TYPE_CHECKING:
+    from ..writer import Writer
+
+__all__ = ["compile", "compile_chunks", "compile_into"]
+
+
+_CACHE_SIZE = 4096
+
+
+def _bulk(block: bytes, cache: dict[bytes, bytes]) -> tuple[list[bytes], list[bytes]]:
+    """(keys, data) of every record of a block of lines, in order.  The
+    data of the text after the colon, which repeats from line to line in
+    real files, comes from ``cache`` (keyed by the untrimmed text: only
+    blanks are trimmed, so the first ':' never moves).  Raises ``LineRefused`` if
+    any line is refused, without saying which (see :func:`_slow`)."""
+    keys: list[bytes] = []
+    values: list[bytes] = []
+    key = keys.append
+    value = values.append
+    get = cache.get
+    lines = block.split(b"\n")
+    if block[:1] == b"#" or b"\n#" in block:
+        lines = [line for line in lines if line[:1] != b"#"]
+    # An empty line, or one without ':', has no separator.
+    for address, colon, rest in map(bytes.partition, lines, repeat(b":")):
+        if not colon:
+            continue
+        data = get(rest)
+        if data is None:
+            data = action_and_env(b":" + rest.rstrip(b" \t"), 0)[2]
+            if len(cache) >= _CACHE_SIZE:
+                cache.clear()
+            cache[rest] = data
+        if 45 in address:  # '-': perhaps a range (see expand)
+            expanded = expand(address)
+            keys += expanded
+            values += [data] * len(expanded)
+        else:
+            key(address)
+            value(data)
+    return keys, values
+
+
+def _slow(block: bytes, lineno: int, add: Callable[[bytes, bytes], None], filename: str) -> int:
+    """Compile a block one line and one record at a time, so an error
+    names its line and happens where tcprules meets it (a record that
+    does not fit before a bad line, or the other way round).  ``lineno``
+    is the number of the line before the block."""
+    records = 0
+    for line in block.split(b"\n"):
+        lineno += 1
+        if not line or line[0] == 35:  # '#'
+            continue
+        line = trim(line)
+        colon = line.find(b":")
+        if colon < 0:
+            continue
+        try:
+            data = action_and_env(line, colon)[2]
+            keys = expand(line[:colon])
+        except LineRefused as bad:
+            raise syntax_error(filename, lineno, line, bad) from None
+        for key in keys:
+            try:
+                add(key, data)
+            except TooLargeError as exc:
+                raise TooLargeError(f"{filename}:{lineno}: {exc}") from None
+            records += 1
+    return records
+
+
+#: Bytes of text per add_many call: bulk work pays per block, not per line.
+_BULK = 1 << 18
+
+
+def compile_chunks(
+    chunks: Iterable[bytes],
+    add: Callable[[bytes, bytes], None],
+    filename: str,
+    add_many: Callable[[list[bytes], list[bytes]], None] | None = None,
+) -> int:
+    """The pure backend's compiler: the records of the rules in ``chunks``,
+    in tcprules' order, given to ``add(key, data)`` or, a block of lines
+    at a time, to ``add_many(keys, datas)`` (all or nothing); returns the
+    number of records.  A block that fails in bulk, for a refused line or
+    a record past the size limit, is redone line by line for the exact
+    error."""
+    records = 0
+    lineno = 0
+    cache: dict[bytes, bytes] = {}
+    if add_many is not None:
+        chunks = gather(chunks, _BULK)
+    for block in blocks(chunks):
+        if add_many is not None:
+            try:
+                keys, values = _bulk(block, cache)
+                add_many(keys, values)
+            except (LineRefused, TooLargeError):
+                pass
+            else:
+                records += len(keys)
+                lineno += block.count(b"\n") + 1
+                continue
+        records += _slow(block, lineno, add, filename)
+        lineno += block.count(b"\n") + 1
+    return records
+
+
+def compile(  # noqa: A001 - the verb of the domain, as in tcprules
+    source: Source,
+    cdb_path: str | os.PathLike[str],
+    *,
+    tmp_path: str | os.PathLike[str] | None = None,
+    filename: str | None = None,
+) -> int:
+    """Build ``cdb_path`` from rules text, byte-identical to ``tcprules
+    cdb_path tmp_path < text``, and publish it atomically; returns the
+    number of records.  On any error nothing is published and the
+    temporary file is removed.  ``source`` is read as for :func:`parse`,
+    so a tool can edit rules as :class:`Rule` objects and rebuild::
+
+        rules = [r for r in parse("/etc/tcp.smtp") if r.address != b"10.0.0.7"]
+        rules.insert(0, Rule.make("10.0.0.7", "deny"))
+        compile(rules, "/etc/tcp.smtp.cdb")
+
+    The active backend does the work (the cffi one parses in C)."""
+    from ..writer import Writer
+
+    name, chunks = source_chunks(source, filename)
+    writer = Writer(cdb_path, tmp_path=tmp_path)
+    try:
+        count = compile_into(writer, chunks, name)
+    except BaseException:
+        writer.abort()
+        raise
+    writer.commit()
+    return count
+
+
+def compile_into(writer: Writer, chunks: Iterable[bytes], filename: str) -> int:
+    """Add the records of rules text given in chunks to an open
+    :class:`pycdb.Writer` (not committed: the caller decides); returns
+    their number.  The backend the Writer bound to does the work: the C
+    core's compiler, or this module's reference one feeding its maker."""
+    impl, maker = writer._backend_maker()
+    if impl.RulesCompiler is None:
+        return compile_chunks(chunks, maker.add, filename, maker.add_many)
+
+    def refused(lineno: int, line: bytes, code: int, pos: int) -> Exception:
+        return RulesSyntaxError(filename, lineno, line, reason(code, line, pos))
+
+    compiler = impl.RulesCompiler(maker, refused)
+    try:
+        for chunk in chunks:
+            compiler.feed(chunk)
+        return compiler.end()
+    except TooLargeError as exc:
+        raise TooLargeError(f"{filename}:{compiler.line()}: {exc}") from None

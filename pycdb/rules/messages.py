@@ -1,0 +1,106 @@
+"""Why tcprules refuses a line, in words: the one place the compiler's
+error codes (``E_*`` here, ``PYCDB_RULES_E*`` in the C core) become
+messages, the same for both backends."""
+
+from __future__ import annotations
+
+from .._text import show
+
+# Why a line was refused.  The same numbers are PYCDB_RULES_E* in
+# src_c/pycdb.h (a test checks they agree).
+E_ACTION = 1  # neither 'allow' nor 'deny' right after the first ':'
+E_INSTR = 2  # something other than ',' where an instruction must start
+E_NOEQ = 3  # ',NAME' without '='
+E_NODELIM = 4  # ',NAME=' at the end of the line: no value delimiter
+E_UNTERM = 5  # the value's closing delimiter is missing
+E_LOW = 6  # a range's low bound is not a number
+E_HIGH = 7  # a range's high bound is not a number
+
+
+def _found(line: bytes, pos: int) -> str:
+    if pos >= len(line):
+        return "the end of the line"
+    c = line[pos]
+    if c == 32:
+        return "a space"
+    if c == 9:
+        return "a tab"
+    if c == 13:
+        return "a carriage return"
+    return f"'{show(line[pos : pos + 1])}'"
+
+
+CRLF = (
+    "the line ends with a carriage return: the file has DOS (CRLF) line endings, which "
+    "tcprules refuses; convert it with dos2unix or tr -d '\\r'"
+)
+
+
+def reason(code: int, line: bytes, pos: int) -> str:
+    """Why tcprules refuses ``line`` (trimmed), given the error code and
+    byte position both backends report."""
+    cr_at_end = line.endswith(b"\r")
+    if cr_at_end and pos == len(line) - 1 and code in (E_ACTION, E_INSTR, E_NODELIM):
+        return CRLF
+    col = pos + 1
+    if code == E_ACTION:
+        word = line[pos:].split(b",", 1)[0][:24]
+        text = (
+            f"expected 'allow' or 'deny' right after the first ':' (column {col}), "
+            f"found '{show(word)}'"
+            if word
+            else "expected 'allow' or 'deny' after the first ':', found the end of the line"
+        )
+        after = line[pos:]
+        if after.lstrip(b" \t").startswith((b"allow", b"deny")):
+            text += " (nothing may come between the ':' and the word)"
+        elif after.lower().startswith((b"allow", b"deny")):
+            text += " (the words are lower case)"
+        elif b":" in after:
+            text += (
+                " (the address is everything before the first ':', so it cannot contain "
+                "one: tcprules 0.88 has no IPv6 syntax)"
+            )
+    elif code == E_INSTR:
+        text = (
+            f"expected the end of the line or an instruction ',NAME=\"VALUE\"' at column "
+            f"{col}, found {_found(line, pos)}"
+        )
+        if line[pos:].lstrip(b" \t").startswith(b"#"):
+            text += " (a comment must be a line of its own, starting with '#')"
+        elif line[pos : pos + 1] in (b" ", b"\t"):
+            text += " (no blanks are allowed between instructions)"
+    elif code == E_NOEQ:
+        text = (
+            f"the instruction at column {col} has no '=': expected ',NAME=' and a "
+            "delimited value, as in ',RELAYCLIENT=\"\"'"
+        )
+    elif code == E_NODELIM:
+        text = (
+            f"expected a delimiter (such as '\"') to open the value after '=' at column "
+            f"{pos}, found the end of the line"
+        )
+    elif code == E_UNTERM:
+        d = show(line[pos : pos + 1])
+        text = (
+            f"the value opened by '{d}' at column {col} is not closed: no second '{d}' on the line"
+        )
+        if line[pos] in (32, 9):
+            text += " (trailing blanks are trimmed before the line is read)"
+    elif code in (E_LOW, E_HIGH):
+        dash = line.index(b"-")
+        if code == E_LOW:
+            bound, which = line[pos:dash], "low"
+        else:
+            end = line.find(b".", pos, line.index(b":"))
+            bound, which = line[pos : end if end >= 0 else line.index(b":")], "high"
+        text = (
+            f"the {which} bound '{show(bound)}' of the range at column {col} is not a "
+            "number: an address with '-' (and no '=' or '@') is a range of one octet, "
+            "as in 10.0.0.1-99, and both bounds must be digits"
+        )
+    else:  # pragma: no cover - both backends only report the codes above
+        text = f"error code {code} at column {col}"
+    if cr_at_end:
+        text += "; also, " + CRLF
+    return text
