@@ -6,7 +6,16 @@ which backend answered.
 
 from __future__ import annotations
 
-__all__ = ["CorruptError", "Error", "RulesSyntaxError", "TooLargeError"]
+from typing import Any
+
+__all__ = [
+    "CorruptError",
+    "DataError",
+    "DecompileError",
+    "Error",
+    "RulesSyntaxError",
+    "TooLargeError",
+]
 
 
 class Error(Exception):
@@ -52,6 +61,37 @@ class RulesSyntaxError(Error):
             for c in line.decode("utf-8", "backslashreplace")
         )
         super().__init__(f"{filename}:{lineno}: unable to parse this line: {shown}: {reason}")
+
+
+class DataError(Error, ValueError):
+    """Record data that tcprules could not have written
+    (:func:`pycdb.rules.data.decode`).  ``offset`` is the byte of the data
+    where the problem starts."""
+
+    def __init__(self, message: str, offset: int) -> None:
+        super().__init__(message)
+        self.offset = offset
+
+
+class DecompileError(Error):
+    """No rules text compiles to the file (:func:`pycdb.rules.decompile.decompile`).
+    ``offset`` and ``key`` name the record (or the structural problem) to
+    blame, when there is one; ``reason`` says why; ``report`` is the
+    validation report that found it."""
+
+    def __init__(
+        self,
+        message: str,
+        reason: str,
+        offset: int | None = None,
+        key: bytes | None = None,
+        report: Any = None,
+    ) -> None:
+        super().__init__(message)
+        self.reason = reason
+        self.offset = offset
+        self.key = key
+        self.report = report
 
 
 class LineRefused(Exception):

@@ -16,9 +16,10 @@ from rules_helpers import GOOD_RULES, write_cdb
 
 import pycdb
 from pycdb import cli
+from pycdb.errors import DecompileError
 from pycdb.rules import compile as pycdb_compile
 from pycdb.rules import validate as rv
-from pycdb.rules.decompile import DecompileError, decompile
+from pycdb.rules.decompile import decompile
 
 
 def tcprules(path: Path, text: bytes) -> subprocess.CompletedProcess[bytes]:

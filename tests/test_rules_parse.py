@@ -19,9 +19,10 @@ from hypothesis import strategies as st
 
 import pycdb
 from pycdb import _backend
+from pycdb.errors import DataError
 from pycdb.rules import Rule, compile, messages, parse
 from pycdb.rules.compiler import compile_into
-from pycdb.rules.data import DataError, decode, encode, pick_delimiter
+from pycdb.rules.data import decode, encode, pick_delimiter
 
 
 def rules_of(text: bytes) -> list[Rule]:

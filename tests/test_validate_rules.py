@@ -297,7 +297,8 @@ def test_empty_database(tmp_path: Path) -> None:
 
 
 def test_data_problem_agrees_with_decode() -> None:
-    from pycdb.rules.data import DataError, decode
+    from pycdb.errors import DataError
+    from pycdb.rules.data import decode
 
     for data in (b"", b"D\0", b"+A=1\0", b"x", b"+A=\0\0"):
         err = rv.data_problem(data)

@@ -22,7 +22,8 @@ from __future__ import annotations
 
 import sys
 
-from ..rules.decompile import DecompileError, decompile
+from ..errors import DecompileError
+from ..rules.decompile import decompile
 from ._util import Fatal, oserror_text, split_options, stdout, usage, write_err
 
 USAGE = "pycdb decompile FILE [--salvage] [--no-comment]"

@@ -22,9 +22,9 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Literal
 
-from ..errors import Error
+from ..errors import DataError
 
-__all__ = ["DataError", "Env", "decode", "encode", "pick_delimiter"]
+__all__ = ["Env", "decode", "encode", "pick_delimiter"]
 
 Action = Literal["allow", "deny"]
 #: The environment instructions of a rule, in order: (NAME, VALUE).
@@ -33,15 +33,6 @@ Env = tuple[tuple[bytes, bytes], ...]
 #: Delimiters tried first when writing a value back as text: the quote
 #: everybody uses, then other printable bytes.
 _PREFERRED = b"\"'/|#%^!~;`&*+_-.,@:0123456789abcdefghijklmnopqrstuvwxyz"
-
-
-class DataError(Error, ValueError):
-    """Record data that tcprules could not have written.  ``offset`` is
-    the byte of the data where the problem starts."""
-
-    def __init__(self, message: str, offset: int) -> None:
-        super().__init__(message)
-        self.offset = offset
 
 
 def pick_delimiter(value: bytes, last: bool = False) -> int | None:

@@ -40,34 +40,14 @@ from collections.abc import Generator, Iterator
 from typing import Any, Callable
 
 from .._version import __version__
-from ..errors import Error, LineRefused
+from ..errors import DecompileError, LineRefused
 from ..validate import Report, header_of, open_buffer, record_area_end, show, walk
 from . import validate as _validate
 from .data import decode, pick_delimiter
 from .forms import DECIMAL, address_of, is_range, key_problem, next_in_range, range_address
 from .language import action_and_env, expand
 
-__all__ = ["DecompileError", "Decompiled", "decompile", "rest_of_line", "show_name"]
-
-
-class DecompileError(Error):
-    """No rules text compiles to the file.  ``offset`` and ``key`` name
-    the record (or the structural problem) to blame, when there is one;
-    ``reason`` says why; ``report`` is the validation that found it."""
-
-    def __init__(
-        self,
-        message: str,
-        reason: str,
-        offset: int | None = None,
-        key: bytes | None = None,
-        report: Report | None = None,
-    ) -> None:
-        super().__init__(message)
-        self.reason = reason
-        self.offset = offset
-        self.key = key
-        self.report = report
+__all__ = ["Decompiled", "decompile", "rest_of_line", "show_name"]
 
 
 def rest_of_line(data: bytes) -> bytes:

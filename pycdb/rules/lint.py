@@ -67,10 +67,10 @@ from typing import Any, Literal
 
 from .._format import parse_header
 from .._text import show
-from ..errors import CorruptError, RulesSyntaxError, TooLargeError
+from ..errors import CorruptError, DataError, RulesSyntaxError, TooLargeError
 from ..reader import Reader
 from .compiler import compile as compile_rules
-from .data import Action, DataError, Env, decode
+from .data import Action, Env, decode
 from .language import Rule, Source, parse_line, range_bounds, source_chunks
 from .messages import CRLF
 from .reading import lines

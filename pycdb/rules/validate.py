@@ -34,8 +34,9 @@ from itertools import repeat
 from typing import Any
 
 from .. import validate as _structure
+from ..errors import DataError
 from ..validate import Batch, Finding, Report, show
-from .data import DataError, decode
+from .data import decode
 from .forms import key_problem
 
 __all__ = ["check", "check_bytes", "data_problem"]
