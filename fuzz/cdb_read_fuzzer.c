@@ -6,7 +6,7 @@
  * eod taken from the file (clamped to its size: the one thing the C
  * contract asks of the caller).  Then it looks up keys taken from the
  * records and from the input with pycdb_get and pycdb_findnext loops, and
- * counts the records with pycdb_count.
+ * surveys the records with pycdb_survey.
  *
  * Beyond what ASan/UBSan see, it aborts when the core breaks its own
  * contract: a found record outside the record area or with another key,
@@ -91,9 +91,12 @@ static void check_map(const pycdb_map *m)
     int nkeys = 0, i;
     uint64_t pos = 2048;
     int64_t count;
+    uint32_t longest = 0;
 
-    count = pycdb_count(m);
+    count = pycdb_survey(m, &longest);
     if (count < 0 && count != PYCDB_ECORRUPT)
+        abort();
+    if (count >= 0 && longest > m->maxklen)
         abort();
 
     while (nkeys < MAXKEYS - 3 && pos + 8 <= m->eod) {
@@ -129,13 +132,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     /* As pycdb's Reader maps a file. */
     if (header_ok(data, size, &eod)) {
         m.eod = eod;
+        m.maxklen = eod - 2056 > eod ? 0 : eod - 2056;
         check_map(&m);
     }
 
-    /* Header unchecked; eod from entry 0, kept inside the file. */
+    /* Header unchecked; eod from entry 0, kept inside the file; every
+     * key length allowed. */
     m.eod = size >= 4 ? u32(data) : 0;
     if (m.eod > size)
         m.eod = (uint32_t)size;
+    m.maxklen = 0xffffffffu;
     check_map(&m);
     return 0;
 }

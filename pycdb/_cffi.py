@@ -112,6 +112,7 @@ class Handle:
         m.base = self._ptr
         m.size = len(buf)
         m.eod = layout.eod
+        m.maxklen = layout.max_klen
         self._m = m
         self.get = _getter(m, buf, layout)  # type: ignore[method-assign]
 
@@ -130,11 +131,12 @@ class Handle:
             else:
                 raise self._layout.lookup_error(key)
 
-    def count(self) -> int:
-        n = lib.pycdb_count(self._m)
+    def survey(self) -> tuple[int, int]:
+        longest = ffi.new("uint32_t *")
+        n = lib.pycdb_survey(self._m, longest)
         if n < 0:
-            raise self._layout.count_error()
-        return int(n)
+            raise self._layout.survey_error()
+        return int(n), int(longest[0])
 
     def rules_find(
         self, ip: bytes, host: bytes | None, info: bytes | None
@@ -153,7 +155,7 @@ class Handle:
         if pos == _ENOMEM:
             raise MemoryError("pycdb: out of memory")
         # A walk met damage: the first key whose walk does names it.
-        for key in rules_keys(ip, host, info):
+        for key in rules_keys(ip, host, info, self._layout.max_klen):
             self.get(key)
         raise self._layout.lookup_error(b"")  # pragma: no cover - the walks agree
 

@@ -20,6 +20,7 @@ import stat
 from typing import Any
 
 from ._format import LIMIT
+from .errors import CorruptError
 
 _FLAGS = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
 
@@ -107,3 +108,51 @@ def map_file(
             raise OSError(exc.errno, exc.strerror, name) from None
     finally:
         os.close(fd)
+
+
+def _same_version(a: os.stat_result, b: os.stat_result) -> bool:
+    return (a.st_size, a.st_mtime_ns, a.st_ctime_ns) == (b.st_size, b.st_mtime_ns, b.st_ctime_ns)
+
+
+def snapshot(
+    path: str | os.PathLike[str] | bytes, *, copy_limit: int
+) -> tuple[Any, os.stat_result]:
+    """The file at ``path`` as one consistent version, with its ``fstat``:
+    read into a private copy when it holds at most ``copy_limit`` bytes,
+    mapped (as :func:`map_file`) when larger.
+
+    A copy cannot be torn or truncated under its reader: a writer that
+    rewrites the file in place (``cp new.cdb live.cdb``) changes the file,
+    never the copy, where a mapping would make the next lookup die with
+    SIGBUS.  The copy is checked to be one version of the file: when the
+    file's size or times change while it is read, or it reads short or
+    long, it is :class:`CorruptError` (the file is being written; try
+    again).  Raises as :func:`open_read` does otherwise."""
+    name = os.fsdecode(path)
+    fd, st = open_read(path)
+    try:
+        if st.st_size > copy_limit:
+            if not st.st_size:
+                return b"", st
+            try:
+                return mmap.mmap(fd, 0, access=mmap.ACCESS_READ), st
+            except (ValueError, OSError) as exc:
+                raise OSError(getattr(exc, "errno", errno.EIO), str(exc), name) from None
+        want = st.st_size
+        parts: list[bytes] = []
+        got = 0
+        while got <= want:  # one byte more than expected: a file that grew reads long
+            data = os.read(fd, want + 1 - got)
+            if not data:
+                break
+            parts.append(data)
+            got += len(data)
+        after = os.fstat(fd)
+    finally:
+        os.close(fd)
+    if got != want or not _same_version(st, after):
+        raise CorruptError(
+            f"{name}: the file changed while it was read ({want} bytes expected, {got} read): "
+            "it is being written in place"
+        )
+    return (parts[0] if len(parts) == 1 else b"".join(parts)), st

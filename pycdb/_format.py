@@ -206,19 +206,28 @@ def lookup(
 class Layout:
     """A mapped file whose header was checked: what a backend's handle is
     built on, and what names the damage its fast paths find.  The
-    backends raise :meth:`lookup_error` or :meth:`count_error` when their
+    backends raise :meth:`lookup_error` or :meth:`survey_error` when their
     walk meets corruption, so both give the same message."""
 
-    __slots__ = ("buf", "header", "eod", "name")
+    __slots__ = ("buf", "header", "eod", "name", "max_klen")
 
-    def __init__(self, buf: Buffer, header: Header, eod: int, name: str) -> None:
+    def __init__(
+        self, buf: Buffer, header: Header, eod: int, name: str, max_klen: int | None = None
+    ) -> None:
         self.buf = buf
         self.header = header
         self.eod = eod
         self.name = name
+        #: The longest key a lookup needs to try: a longer one is absent.
+        #: At most what the record area can hold; the longest key present
+        #: when a survey of the records found it.
+        self.max_klen = max(0, eod - HEADER_SIZE - 8) if max_klen is None else max_klen
 
     def lookup(self, key: bytes) -> Iterator[tuple[int, int]]:
-        """:func:`lookup` on this file."""
+        """:func:`lookup` on this file; nothing for a key longer than
+        ``max_klen`` (no record holds it: it is not looked up)."""
+        if len(key) > self.max_klen:
+            return iter(())
         return lookup(self.buf, self.header, self.eod, self.name, key)
 
     def lookup_error(self, key: bytes) -> CorruptError:
@@ -230,7 +239,7 @@ class Layout:
             return exc
         return CorruptError(f"{self.name}: corrupt cdb")  # pragma: no cover - walks agree
 
-    def count_error(self) -> CorruptError:
+    def survey_error(self) -> CorruptError:
         """The error the record walk meets (a backend found one)."""
         try:
             for _ in records(self.buf, self.eod, self.name):

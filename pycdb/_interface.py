@@ -38,8 +38,8 @@ class HandleAPI(Protocol):
         """Every value for ``key``, in the order they were added."""
         ...
 
-    def count(self) -> int:
-        """The number of records."""
+    def survey(self) -> tuple[int, int]:
+        """The number of records and the length of the longest key."""
         ...
 
     def rules_find(
@@ -47,7 +47,9 @@ class HandleAPI(Protocol):
     ) -> tuple[bytes, bytes] | None:
         """tcpserver's rules check (``pycdb._keyorder``): the key and data
         of the first record of the first key that exists, or None.  None
-        of the three may hold a NUL (the caller checks)."""
+        of the three may hold a NUL (the caller checks).  Keys longer than
+        the layout's ``max_klen`` are skipped unbuilt, so the work grows
+        with the input, never with its square."""
         ...
 
 

@@ -114,13 +114,14 @@ def hash_many(keys: list[bytes]) -> list[int]:
 class Handle:
     """Lookups over a mapped file whose header was checked."""
 
-    __slots__ = ("_layout", "_buf", "_header", "_eod")
+    __slots__ = ("_layout", "_buf", "_header", "_eod", "_max_klen")
 
     def __init__(self, layout: Layout) -> None:
         self._layout = layout
         self._buf = layout.buf
         self._header = layout.header
         self._eod = layout.eod
+        self._max_klen = layout.max_klen
 
     def get(self, key: bytes, default: _T = None) -> bytes | _T:  # type: ignore[assignment]
         # The reference walk (pycdb._format.lookup), inlined: this is the
@@ -128,6 +129,8 @@ class Handle:
         # Any sign of damage hands over to the Layout, which names it.
         if key.__class__ is not bytes:
             key = as_bytes(key)
+        if len(key) > self._max_klen:
+            return default  # no record holds it (as pycdb_findfirst)
         h = 5381
         if len(key) <= 32:
             for c in key:
@@ -170,14 +173,19 @@ class Handle:
         start = 8 + len(key)
         return [buf[p + start : p + start + dlen] for p, dlen in self._layout.lookup(key)]
 
-    def count(self) -> int:
+    def survey(self) -> tuple[int, int]:
         layout = self._layout
-        return sum(1 for _ in records(layout.buf, layout.eod, layout.name))
+        n = longest = 0
+        for _, klen, _ in records(layout.buf, layout.eod, layout.name):
+            n += 1
+            if klen > longest:
+                longest = klen
+        return n, longest
 
     def rules_find(
         self, ip: bytes, host: bytes | None, info: bytes | None
     ) -> tuple[bytes, bytes] | None:
-        for key in rules_keys(ip, host, info):
+        for key in rules_keys(ip, host, info, self._layout.max_klen):
             value = self.get(key, None)
             if value is not None:
                 return key, value

@@ -9,8 +9,8 @@ from typing import Any, TypeVar, overload
 
 from . import _backend
 from ._args import Key
-from ._files import map_file
-from ._format import Layout, parse_header, records
+from ._files import map_file, snapshot
+from ._format import LIMIT, Layout, parse_header, records
 
 __all__ = ["Reader"]
 
@@ -37,14 +37,28 @@ class Reader:
     one returns.
     """
 
-    def __init__(self, path: str | os.PathLike[str] | bytes) -> None:
-        """Open and map ``path`` (str, bytes or a path object).  Raises
-        OSError naming the file when it cannot be opened or is not a
-        regular file (``FileNotFoundError``, ``IsADirectoryError``, ...),
-        and :class:`pycdb.CorruptError` for a header whose tables lie
-        outside the file."""
+    def __init__(self, path: str | os.PathLike[str] | bytes, *, copy: bool = False) -> None:
+        """Open and map ``path`` (str, bytes or a path object), or with
+        ``copy=True`` read it into a private copy.
+
+        Raises OSError naming the file when it cannot be opened or is not
+        a regular file (``FileNotFoundError``, ``IsADirectoryError``, and
+        EINVAL for a FIFO or a device), and :class:`pycdb.CorruptError`
+        for a header whose tables lie outside the file (with ``copy``,
+        also for a file that changed while it was read).
+
+        A mapping is shared with the file: replace a cdb by rename (as
+        cdbmake, tcprules and :class:`pycdb.Writer` do) and the Reader
+        keeps the old file whole.  A file rewritten *in place* (``cp
+        new.cdb live.cdb`` truncates it and writes into the same inode) is
+        outside the cdb contract: a lookup that touches a truncated page
+        kills the process with SIGBUS.  Where writers cannot be trusted
+        to rename, ``copy=True`` costs the file's size in memory and makes
+        that impossible (:class:`pycdb.rules.RuleSet` copies rules
+        databases this way)."""
         self.name = os.fsdecode(path)
-        self._open(map_file(path)[0])
+        buf = snapshot(path, copy_limit=LIMIT)[0] if copy else map_file(path)[0]
+        self._open(buf)
 
     @classmethod
     def from_bytes(cls, data: bytes, name: str = "<bytes>") -> Reader:
@@ -126,7 +140,7 @@ class Reader:
             handle = self._handle
             if handle is None:
                 _closed()
-            self._len = handle.count()
+            self._len = handle.survey()[0]
         return self._len
 
     def _records(self) -> Iterator[tuple[bytes, bytes]]:

@@ -61,6 +61,8 @@ int pycdb_findnext(const pycdb_map *m, pycdb_find *f,
     int r;
 
     if (!f->loop) {
+        if (len > m->maxklen)
+            return 0; /* no record holds such a key */
         r = find_start(m, f, pycdb_hash(key, len));
         if (r <= 0)
             return r;
@@ -97,8 +99,6 @@ int pycdb_findnext(const pycdb_map *m, pycdb_find *f,
 
 int pycdb_findfirst(const pycdb_map *m, pycdb_find *f, const char *key, size_t len)
 {
-    if (len > 0xffffffffu)
-        return 0; /* no record can hold such a key */
     f->loop = 0;
     return pycdb_findnext(m, f, key, len);
 }
@@ -114,10 +114,11 @@ uint64_t pycdb_get(const pycdb_map *m, const char *key, size_t len)
     return r == 0 ? 0 : 1;
 }
 
-int64_t pycdb_count(const pycdb_map *m)
+int64_t pycdb_survey(const pycdb_map *m, uint32_t *maxklen)
 {
     uint64_t pos = 2048;
     int64_t n = 0;
+    uint32_t klen, longest = 0;
     const unsigned char *rec;
 
     if (m->eod > m->size)
@@ -126,10 +127,15 @@ int64_t pycdb_count(const pycdb_map *m)
         if (pos + 8 > m->eod)
             return PYCDB_ECORRUPT;
         rec = m->base + pos;
-        pos += 8 + (uint64_t)unpack(rec) + unpack(rec + 4);
+        klen = unpack(rec);
+        pos += 8 + (uint64_t)klen + unpack(rec + 4);
         if (pos > m->eod)
             return PYCDB_ECORRUPT;
+        if (klen > longest)
+            longest = klen;
         ++n;
     }
+    if (maxklen)
+        *maxklen = longest;
     return n;
 }

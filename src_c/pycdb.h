@@ -29,12 +29,16 @@ uint32_t pycdb_hash(const char *key, size_t len);
 
 /* A read-only view of a whole cdb file.  base/size describe the mapping;
  * eod is where the records end (the lowest table position), set by the
- * caller after checking the header.  The struct is never written by the
- * lookup functions, so one can be shared by any number of threads. */
+ * caller after checking the header; maxklen is the longest key a record
+ * can hold (eod - 2056 at most, or the longest key found by
+ * pycdb_survey): a longer key is absent without a look.  The struct is
+ * never written by the lookup functions, so one can be shared by any
+ * number of threads. */
 typedef struct pycdb_map {
     const unsigned char *base;
     uint64_t size;
     uint32_t eod;
+    uint32_t maxklen;
 } pycdb_map;
 
 /* The state of one walk through a key's hash table (cdb_findnext's). */
@@ -51,13 +55,13 @@ typedef struct pycdb_find {
 /* Next record whose key is key[0..len): 1 found (f->dpos, f->dlen set),
  * 0 no more, PYCDB_ECORRUPT for a record outside the record area or a
  * table walked all the way round without an empty slot.  Zero *f before
- * the first call. */
+ * the first call.  A key longer than m->maxklen is absent, found without
+ * hashing it. */
 int pycdb_findnext(const pycdb_map *m, pycdb_find *f,
                    const char *key, size_t len);
 
 /* Start a walk for key and find its first record: pycdb_findnext's
- * codes, f set as after pycdb_findnext.  A key longer than any record
- * can hold is simply absent. */
+ * codes, f set as after pycdb_findnext. */
 int pycdb_findfirst(const pycdb_map *m, pycdb_find *f, const char *key, size_t len);
 
 /* The first record for key, packed for a single trip from Python:
@@ -67,8 +71,9 @@ int pycdb_findfirst(const pycdb_map *m, pycdb_find *f, const char *key, size_t l
 uint64_t pycdb_get(const pycdb_map *m, const char *key, size_t len);
 
 /* Number of records between byte 2048 and m->eod, or PYCDB_ECORRUPT when
- * one of them runs past m->eod. */
-int64_t pycdb_count(const pycdb_map *m);
+ * one of them runs past m->eod; *maxklen (when not NULL) is set to the
+ * longest key among them. */
+int64_t pycdb_survey(const pycdb_map *m, uint32_t *maxklen);
 
 /* ---- writing ---------------------------------------------------------- */
 

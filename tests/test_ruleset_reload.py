@@ -146,10 +146,17 @@ def _mapped_inodes() -> set[int]:
 
 
 @pytest.mark.skipif(not os.path.exists("/proc/self/maps"), reason="needs /proc/self/maps")
-def test_old_mapping_is_released(tmp_path: Path) -> None:
+def test_old_mapping_is_released(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from pycdb.rules import ruleset as module
+
     path = tmp_path / "rules.cdb"
     write_cdb(path, [(b"", b"+V=1\0")])
     old = path.stat().st_ino
+    # A small database is read into a private copy, never mapped ...
+    RuleSet(path).check("1.2.3.4")
+    assert old not in _mapped_inodes()
+    # ... a big one is mapped.
+    monkeypatch.setattr(module, "COPY_LIMIT", 0)
     rules = RuleSet(path, reload_interval=0)
     decision = rules.check("1.2.3.4")
     assert old in _mapped_inodes()
@@ -215,13 +222,24 @@ def test_missing_file(tmp_path: Path) -> None:
     assert rules.check("1.2.3.4").env == {"V": "2"}
 
 
-def test_corrupt_replacement(tmp_path: Path) -> None:
+def test_corrupt_replacement(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An unsound new version is not taken: the last good one answers for
+    SETTLE seconds (it may be a copy in progress), then every check says
+    what is wrong, until a sound file is there."""
+    from pycdb.rules import ruleset as module
+
+    now = [1000.0]
+    monkeypatch.setattr(module, "_monotonic", lambda: now[0])
     path = tmp_path / "rules.cdb"
     write_cdb(path, [(b"", b"+V=1\0")])
     rules = RuleSet(path, reload_interval=0)
     tmp = tmp_path / "bad.tmp"
     tmp.write_bytes(b"not a cdb")
     os.replace(tmp, path)
+    assert rules.check("1.2.3.4").env == {"V": "1"}
+    now[0] += module.SETTLE - 0.01
+    assert rules.check("1.2.3.4").env == {"V": "1"}
+    now[0] += 0.02
     for _ in range(2):
         with pytest.raises(pycdb.CorruptError, match="not a cdb file"):
             rules.check("1.2.3.4")

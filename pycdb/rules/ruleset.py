@@ -15,17 +15,29 @@ decoded the same way, so every byte of the file survives the round trip:
 argument is a ValueError: tcpserver gets these values as C strings, so no
 connection can carry one.
 
-Reloading.  The database is held as one immutable snapshot (the mapping,
-the backend's lookup over it, and the identity of the file it came
-from).  A check takes a reference to the current snapshot and uses only
-that, so it sees the old file or the new one, never a mix; every
-``reload_interval`` seconds at most, a check first re-examines the path
-and, if the file there is a different one, swaps in a new snapshot.
+Reloading.  The database is held as one immutable snapshot (a private
+copy of the file, the backend's lookup over it, and the identity of the
+file it came from).  A check takes a reference to the current snapshot
+and uses only that, so it sees the old file or the new one, never a mix;
+every ``reload_interval`` seconds at most, a check first re-examines the
+path and, if the file there is a different one, swaps in a new snapshot.
 Replacing the snapshot is one attribute store, so no check ever waits on
-a lock; the old mapping is unmapped when the last check using it
-returns.  Writers must replace the file by rename (as ``tcprules``,
-``pycdb make`` and :class:`pycdb.Writer` do); a file rewritten in place is
-outside the cdb contract for every reader.
+a lock; the old copy goes when the last check using it returns.
+
+A file rewritten in place.  Writers should replace the file by rename
+(as ``tcprules``, ``pycdb make`` and :class:`pycdb.Writer` do), but
+``cp new.cdb /etc/tcp.smtp.cdb`` truncates the live file and writes into
+it.  A RuleSet never crashes on that and never answers from torn bytes:
+it reads a database of up to :data:`COPY_LIMIT` bytes into a private
+copy (so nothing can change under a check), and takes a new version only
+when it is complete and sound: read in one piece while its size and
+times stayed the same, its header and every record inside the file.
+Until then checks keep answering from the last good database; a file
+that stays incomplete or unsound for :data:`SETTLE` seconds is reported
+instead, :class:`pycdb.CorruptError` on every check, as is one that is
+unsound when the RuleSet is made.  (A database larger than
+:data:`COPY_LIMIT` is mapped, and an in-place rewrite of it is outside
+the cdb contract, as for :class:`pycdb.Reader`.)
 """
 
 from __future__ import annotations
@@ -36,11 +48,19 @@ import time
 from typing import Any, Callable, NamedTuple
 
 from .. import _backend
-from .._files import map_file
+from .._files import snapshot
 from .._format import Layout, parse_header
-from ..errors import Error
+from ..errors import CorruptError, Error
 
-__all__ = ["Decision", "RuleSet"]
+__all__ = ["COPY_LIMIT", "SETTLE", "Decision", "RuleSet"]
+
+#: Databases up to this many bytes are read into a private copy, which an
+#: in-place rewrite cannot tear; larger ones are mapped.
+COPY_LIMIT = 256 << 20
+#: Seconds a new version may stay incomplete or unsound (being copied in
+#: place) before checks report it instead of answering from the last good
+#: one.
+SETTLE = 5.0
 
 _ENCODING = "utf-8"
 _ERRORS = "surrogateescape"
@@ -137,14 +157,25 @@ def _arg(value: object, what: str) -> bytes:
 
 class _Snapshot:
     """One version of the database, never changed once made: the
-    backend's rules walk over the file (its handle keeps the mapping
-    alive) and the identity of the file."""
+    backend's rules walk over the file (its handle keeps the bytes
+    alive), the identity of the file, whether it is a good version (not
+    one that raises), and, while a newer version at the path is
+    incomplete or unsound, when that was first seen (the snapshot then
+    stands in for it until :data:`SETTLE` has passed)."""
 
-    __slots__ = ("find", "ident")
+    __slots__ = ("find", "ident", "good", "unsettled_since")
 
-    def __init__(self, find: _Find, ident: _Ident | None) -> None:
+    def __init__(
+        self,
+        find: _Find,
+        ident: _Ident | None,
+        good: bool = True,
+        unsettled_since: float | None = None,
+    ) -> None:
         self.find = find
         self.ident = ident
+        self.good = good
+        self.unsettled_since = unsettled_since
 
 
 def _no_rules(ip: bytes, host: object, info: object) -> None:
@@ -210,22 +241,29 @@ class RuleSet:
 
     def _load(self) -> _Snapshot:
         """A snapshot of the file now at the path; raises when it is
-        missing (and not allowed to be), unreadable or corrupt."""
+        missing (and not allowed to be), unreadable, incomplete or
+        corrupt."""
         try:
-            buf, st = map_file(self.path)
+            buf, st = snapshot(self.path, copy_limit=COPY_LIMIT)
         except FileNotFoundError:
             if self.allow_missing:
                 return _Snapshot(_no_rules, None)
             raise
         header, eod = parse_header(buf, self.name)
-        handle = self._impl.Handle(Layout(buf, header, eod, self.name))
+        impl = self._impl
+        # Every record inside the record area (CorruptError naming the
+        # first that is not), and the longest key: checks never build a
+        # longer one.
+        _, longest = impl.Handle(Layout(buf, header, eod, self.name)).survey()
+        handle = impl.Handle(Layout(buf, header, eod, self.name, longest))
         return _Snapshot(handle.rules_find, _ident(st))
 
     def _refresh(self) -> None:
         """Re-examine the path; swap in a new snapshot if the file there
         changed.  Threads may race here harmlessly: each one that sees a
         change stores a complete snapshot of a file that was there."""
-        self._due = _monotonic() + self.reload_interval
+        now = _monotonic()
+        self._due = now + self.reload_interval
         current = self._snap
         if current.find is _closed:
             return
@@ -235,14 +273,23 @@ class RuleSet:
             ident = None
         except OSError as exc:
             # Matches no file, so the next examination tries again.
-            self._snap = _Snapshot(_failing(exc), _UNKNOWN)
+            self._snap = _Snapshot(_failing(exc), _UNKNOWN, good=False)
             return
         if ident == current.ident:
             return
         try:
             self._snap = self._load()
+        except CorruptError as exc:
+            # Being written in place, or damaged: the last good version
+            # answers until SETTLE has passed (never a failing one).
+            since = current.unsettled_since if current.unsettled_since is not None else now
+            if current.good and now - since < SETTLE:
+                self._snap = _Snapshot(current.find, current.ident, True, since)
+                self._due = now + min(self.reload_interval, 0.1)
+            else:
+                self._snap = _Snapshot(_failing(exc), ident, good=False)
         except (Error, OSError) as exc:
-            self._snap = _Snapshot(_failing(exc), ident)
+            self._snap = _Snapshot(_failing(exc), ident, good=False)
 
     def reload(self) -> None:
         """Re-examine the path now, whatever ``reload_interval`` says."""
@@ -286,7 +333,7 @@ class RuleSet:
 
     def close(self) -> None:
         """Stop using the file (the mapping goes once running checks end)."""
-        self._snap = _Snapshot(_closed, None)
+        self._snap = _Snapshot(_closed, None, good=False)
         self._due = float("inf")
 
     def __enter__(self) -> RuleSet:
