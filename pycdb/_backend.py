@@ -1,5 +1,7 @@
-"""Which backend runs: ``PYCDB_BACKEND=cffi|pure`` at import, else cffi
-when it was built, else pure.
+"""Which backend runs: ``PYCDB_BACKEND=cffi|pure``, else cffi when it
+was built, else pure (with a warning).  Chosen at first use (the first
+Reader, Writer, RuleSet, ``pycdb.BACKEND`` ...), so that a bad setting is
+an ImportError there, which the ``pycdb`` command reports in one line.
 
 Readers and writers bind to the backend active when they are created.
 ``use()`` switches it for a block of code; the test suite runs every case
@@ -72,11 +74,16 @@ def _initial() -> Backend:
         return load("pure")
 
 
-impl: Backend = _initial()
+impl: Backend | None = None
 
 
 def current() -> Backend:
-    """The active backend module."""
+    """The active backend module, chosen on the first call.  ImportError,
+    saying why, when ``PYCDB_BACKEND`` names an unknown backend or one
+    that is not built."""
+    global impl
+    if impl is None:
+        impl = _initial()
     return impl
 
 

@@ -156,3 +156,19 @@ def snapshot(
             "it is being written in place"
         )
     return (parts[0] if len(parts) == 1 else b"".join(parts)), st
+
+
+def looks_like_text(path: str) -> bool:
+    """Whether the regular file at ``path`` (not followed if a link) holds
+    text rather than a leftover cdb: it is not empty and its first 2048
+    bytes hold no NUL.  Every cdb, finished or cut short, has NULs there
+    (a header's positions are below 2**24; a writer's leftover starts
+    with the header's zeros)."""
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        return False
+    if not stat.S_ISREG(st.st_mode) or not st.st_size:
+        return False
+    with open(path, "rb") as f:
+        return b"\0" not in f.read(2048)

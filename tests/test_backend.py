@@ -91,15 +91,21 @@ def test_forcing_a_backend(name):
     assert report(name) == {"BACKEND": name, "reader": name, "writer": name, "value": "v"}
 
 
+#: The backend is chosen at first use, not at import (so that the pycdb
+#: command can report a bad setting in one line).
+FIRST_USE = "import pycdb; pycdb.BACKEND"
+
+
 @pytest.mark.parametrize("bogus", ["bogus", "CFFI", "c", " pure"])
 def test_a_bogus_backend_is_an_importerror(bogus):
-    proc = python("import pycdb", bogus)
+    assert python("import pycdb", bogus).returncode == 0
+    proc = python(FIRST_USE, bogus)
     assert proc.returncode == 1
     assert "ImportError: PYCDB_BACKEND must be one of cffi, pure, not " + repr(bogus) in proc.stderr
 
 
 def test_forcing_cffi_when_it_is_missing_says_why():
-    proc = python("import pycdb", "cffi", hide_c=True)
+    proc = python(FIRST_USE, "cffi", hide_c=True)
     assert proc.returncode == 1
     last = proc.stderr.strip().splitlines()[-1]
     assert last.startswith("ImportError: pycdb's C extension is not available: ")
@@ -121,15 +127,16 @@ def test_unforced_default_falls_back_to_pure_when_c_is_missing():
 
 
 def test_the_fallback_is_loud():
-    """pip hides what setup.py says about a failed compile, so the import
-    says it: a RuntimeWarning naming the reason, unless pure was asked for."""
-    proc = python("import pycdb", None, hide_c=True)
+    """pip hides what setup.py says about a failed compile, so the first
+    use says it: a RuntimeWarning naming the reason, unless pure was asked
+    for.  (The pycdb command prints it as one 'pycdb: warning:' line.)"""
+    proc = python(FIRST_USE, None, hide_c=True)
     assert proc.returncode == 0
     assert "RuntimeWarning: pycdb: the C core is not available" in proc.stderr
     assert "hidden by the test" in proc.stderr and "PYCDB_BACKEND=pure" in proc.stderr
-    assert python("import pycdb", "pure", hide_c=True).stderr == ""
+    assert python(FIRST_USE, "pure", hide_c=True).stderr == ""
     if "cffi" in _backend.available():
-        assert python("import pycdb", None).stderr == ""
+        assert python(FIRST_USE, None).stderr == ""
 
 
 def test_default_backend():

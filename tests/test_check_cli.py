@@ -189,7 +189,6 @@ def test_corrupt_file(tmp_path: Path, capfdbinary: pytest.CaptureFixture[bytes])
     "args",
     [
         ["check"],
-        ["check", "a.cdb", "b.cdb"],
         ["check", "a.cdb", "--ip"],
         ["check", "a.cdb", "--bogus"],
         ["check", "a.cdb", "-x"],
@@ -200,6 +199,35 @@ def test_usage(args: list[str], capfdbinary: pytest.CaptureFixture[bytes]) -> No
     code, out, err = run(args, capfdbinary)
     assert (code, out) == (100, b"")
     assert err.startswith(b"pycdb: fatal: usage: pycdb check RULES.cdb")
+
+
+def test_a_stray_operand_says_which(capfdbinary: pytest.CaptureFixture[bytes]) -> None:
+    """tcprulescheck ignores a second operand, so ``tcprulescheck rules.cdb
+    1.2.3.4`` checks 0.0.0.0 without a word: refused, naming it."""
+    code, out, err = run(["check", "a.cdb", "b.cdb"], capfdbinary)
+    assert (code, out) == (100, b"")
+    assert err.startswith(b"pycdb: fatal: unexpected operand 'b.cdb'; usage: pycdb check RULES")
+    code, out, err = run(["check", "a.cdb", "1.2.3.4"], capfdbinary)
+    assert (code, out) == (100, b"")
+    assert err.startswith(
+        b"pycdb: fatal: unexpected operand '1.2.3.4' (a connection from 1.2.3.4 is --ip 1.2.3.4)"
+    )
+
+
+def test_rules_text_given_as_the_database(
+    tmp_path: Path, capfdbinary: pytest.CaptureFixture[bytes]
+) -> None:
+    text = tmp_path / "tcp.smtp"
+    text.write_bytes(b'127.:allow,RELAYCLIENT=""\n:deny\n')
+    code, out, err = run(["check", str(text)], capfdbinary)
+    assert (code, out) == (111, b"")
+    assert (
+        err
+        == (
+            f"pycdb: fatal: unable to read {text}: it holds rules text, not a database; compile "
+            f"it first: pycdb make {text}.cdb {text}.tmp < {text}\n"
+        ).encode()
+    )
 
 
 def test_usage_matches_tcprulescheck_without_a_file() -> None:

@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from helpers import FIXTURES, ref, run_measured, run_ref
+from helpers import FIXTURES, child_env, python, ref, run_measured, run_ref
 
 import pycdb
 
@@ -66,13 +66,20 @@ def test_help(tmp_path: Path) -> None:
     assert "tcprules" in out
 
 
-def test_extra_arguments_are_ignored_like_tcprules(tmp_path: Path) -> None:
-    rules = RULES / "tcp.smtp"
-    code, out, err = make_in(tmp_path, "a.cdb", "a.tmp", "extra", stdin=rules)
-    assert code == 0 and "ignoring extra arguments" in err
-    theirs = run_ref("tcprules", "b.cdb", "b.tmp", "extra", input=rules.read_bytes(), cwd=tmp_path)
-    assert theirs.returncode == 0
-    assert (tmp_path / "a.cdb").read_bytes() == (tmp_path / "b.cdb").read_bytes()
+def test_extra_operands_are_refused(tmp_path: Path) -> None:
+    """tcprules ignores a third operand, so ``tcprules OUT TMP rules.smtp
+    </dev/null`` publishes an empty, allow-all database: refused, exit
+    100, nothing written."""
+    (tmp_path / "rules.smtp").write_bytes(b":deny\n")
+    theirs = run_ref("tcprules", "b.cdb", "b.tmp", "rules.smtp", input=b"", cwd=tmp_path)
+    assert theirs.returncode == 0 and (tmp_path / "b.cdb").stat().st_size == 2048
+    code, out, err = make_in(tmp_path, "a.cdb", "a.tmp", "rules.smtp", stdin=None)
+    assert code == 100 and out == ""
+    assert err == (
+        "pycdb: fatal: extra operand 'rules.smtp': the rules are read from standard input, "
+        "not named (did you mean '< rules.smtp'?); usage: pycdb make RULES.cdb RULES.tmp < RULES\n"
+    )
+    assert sorted(os.listdir(tmp_path)) == ["b.cdb", "rules.smtp"]
 
 
 # ---- golden fixtures -----------------------------------------------------------------
@@ -145,13 +152,22 @@ def test_replaces_target_atomically(tmp_path: Path) -> None:
     assert not (tmp_path / "out.tmp").exists()
 
 
-def test_stale_temporary_is_reused_and_removed_on_error(tmp_path: Path) -> None:
-    (tmp_path / "out.tmp").write_bytes(b"left over by a crashed tcprules")
+def test_stale_temporary_is_left_alone_on_error_and_replaced_on_success(tmp_path: Path) -> None:
+    """A leftover of a crashed tcprules (it writes the header last, so
+    its file starts with zeros) is never opened: an error leaves it as it
+    was, success replaces it (and renames the result over RULES.cdb)."""
+    leftover = b"\0" * 2048 + b"left over by a crashed tcprules"
+    (tmp_path / "out.tmp").write_bytes(leftover)
     bad = tmp_path / "bad"
     bad.write_bytes(b"a:allow\nb:nope\n")
     code, _, err = make_in(tmp_path, "out.cdb", "out.tmp", stdin=bad)
     assert code == 100 and f"{bad}:2: " in err
-    assert sorted(os.listdir(tmp_path)) == ["bad"]
+    assert sorted(os.listdir(tmp_path)) == ["bad", "out.tmp"]
+    assert (tmp_path / "out.tmp").read_bytes() == leftover
+    good = tmp_path / "good"
+    good.write_bytes(b"a:allow\n")
+    assert make_in(tmp_path, "out.cdb", "out.tmp", stdin=good)[0] == 0
+    assert sorted(os.listdir(tmp_path)) == ["bad", "good", "out.cdb"]
 
 
 def test_cannot_create_temporary(tmp_path: Path) -> None:
@@ -254,13 +270,16 @@ def test_refuses_temporary_that_is_the_rules_file(tmp_path: Path) -> None:
     rules = tmp_path / "tcp.smtp"
     shutil.copy(RULES / "tcp.smtp", rules)
     text = rules.read_bytes()
-    (tmp_path / "link").symlink_to("tcp.smtp")
-    for tmp in ("tcp.smtp", "link", str(rules)):
+    for tmp in ("tcp.smtp", str(rules)):
         code, _, err = make_in(tmp_path, "tcp.smtp.cdb", tmp, stdin=rules)
         assert code == 100
         assert "it is the rules file being read" in err and "swap the arguments" in err
         assert rules.read_bytes() == text
         assert not (tmp_path / "tcp.smtp.cdb").exists()
+    # A link to the rules is only a link: replaced, the rules untouched.
+    (tmp_path / "link").symlink_to("tcp.smtp")
+    assert make_in(tmp_path, "tcp.smtp.cdb", "link", stdin=rules)[0] == 0
+    assert rules.read_bytes() == text and not os.path.lexists(tmp_path / "link")
     # What tcprules does instead: an empty, allow-all database.
     work = tmp_path / "theirs"
     work.mkdir()
@@ -270,6 +289,30 @@ def test_refuses_temporary_that_is_the_rules_file(tmp_path: Path) -> None:
     assert not (work / "tcp.smtp").exists()  # the rules are gone ...
     with pycdb.Reader(work / "x.cdb") as db:  # ... and nothing is denied
         assert len(db) == 0
+
+
+def test_refuses_a_temporary_that_holds_text(tmp_path: Path) -> None:
+    """``cat rules | pycdb make rules.cdb rules``: standard input is a pipe,
+    so nothing says the rules are that file, but it holds text: refused
+    (tcprules destroys the rules and installs an empty database)."""
+    rules = tmp_path / "rules"
+    shutil.copy(RULES / "tcp.smtp", rules)
+    text = rules.read_bytes()
+    done = subprocess.run(
+        [*python("-m", "pycdb", "make", "rules.cdb", "rules")],
+        input=text,
+        capture_output=True,
+        cwd=tmp_path,
+        env=child_env(),
+        timeout=60,
+    )
+    assert done.returncode == 100, done.stderr
+    assert b"holds text, not a leftover database" in done.stderr
+    assert rules.read_bytes() == text and sorted(os.listdir(tmp_path)) == ["rules"]
+    theirs = subprocess.run(
+        [ref("tcprules"), "rules.cdb", "rules"], input=text, capture_output=True, cwd=tmp_path
+    )
+    assert theirs.returncode == 0 and sorted(os.listdir(tmp_path)) == ["rules.cdb"]
 
 
 def test_refuses_target_that_is_the_rules_file(tmp_path: Path) -> None:
@@ -283,16 +326,33 @@ def test_refuses_target_that_is_the_rules_file(tmp_path: Path) -> None:
 
 def test_refuses_temporary_that_is_the_target(tmp_path: Path) -> None:
     target = tmp_path / "x.cdb"
-    for setup in ("absent", "present", "symlink"):
+    for setup in ("absent", "present", "hard link"):
         if setup == "present":
             target.write_bytes(b"live")
-        if setup == "symlink":
-            (tmp_path / "x.tmp").symlink_to("x.cdb")
-        tmp = "x.tmp" if setup == "symlink" else "x.cdb"
+        if setup == "hard link":
+            os.link(target, tmp_path / "x.tmp")
+        tmp = "x.tmp" if setup == "hard link" else "x.cdb"
         code, _, err = make_in(tmp_path, "x.cdb", tmp, stdin=RULES / "tcp.smtp")
         assert code == 100 and "as its own temporary file" in err, err
         if setup != "absent":
             assert target.read_bytes() == b"live"
+
+
+@pytest.mark.parametrize("points_at", ["x.cdb", "rules", "elsewhere/victim"])
+def test_a_link_at_the_temporary_is_replaced_never_followed(tmp_path: Path, points_at: str) -> None:
+    """tcprules follows a symbolic link planted at TMP and overwrites its
+    target (which then becomes the database); pycdb replaces the link."""
+    (tmp_path / "elsewhere").mkdir()
+    (tmp_path / "elsewhere" / "victim").write_bytes(b"precious")
+    (tmp_path / "rules").write_bytes((RULES / "tcp.smtp").read_bytes())
+    (tmp_path / "x.cdb").write_bytes(b"old")
+    (tmp_path / "x.tmp").symlink_to(points_at)
+    before = {p: p.read_bytes() for p in (tmp_path / "elsewhere" / "victim", tmp_path / "rules")}
+    code, out, err = make_in(tmp_path, "x.cdb", "x.tmp", stdin=RULES / "tcp.smtp")
+    assert (code, out, err) == (0, "", "")
+    assert (tmp_path / "x.cdb").read_bytes() == (RULES / "tcp.smtp.cdb").read_bytes()
+    assert not (tmp_path / "x.tmp").exists() and not (tmp_path / "x.tmp").is_symlink()
+    assert {p: p.read_bytes() for p in before} == before
 
 
 def test_refuses_temporary_on_another_file_system(tmp_path: Path) -> None:

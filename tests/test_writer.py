@@ -41,16 +41,19 @@ def test_with_commits_and_leaves_no_temp(tmp_path):
     assert target.read_bytes() == model_file(RECORDS)
 
 
-def test_records_stream_to_a_temp_file_in_the_same_directory(tmp_path, backend):
+def test_records_stream_to_an_unnamed_file_in_the_same_directory(tmp_path, backend):
+    """Linux: the file has no name until commit (O_TMPFILE), so nothing
+    is ever seen half-written and a killed process leaves nothing."""
     target = tmp_path / "t.cdb"
     w = pycdb.Writer(target)
-    assert w.backend == backend
-    assert os.path.dirname(w.tmp_path) == str(tmp_path)
+    assert w.backend == backend and w.tmp_path is None
     assert not target.exists()
     # Enough bytes to get past any write buffer: they must be on disk.
     w.add(b"k", b"v" * 200_000)
-    assert os.path.getsize(w.tmp_path) >= 200_000
-    assert entries(tmp_path) == {os.path.basename(w.tmp_path)}
+    st = os.fstat(w._fd)
+    assert st.st_size >= 200_000 and st.st_nlink == 0
+    assert st.st_dev == tmp_path.stat().st_dev
+    assert entries(tmp_path) == set()
     w.commit()
     assert entries(tmp_path) == {"t.cdb"}
 
@@ -71,13 +74,12 @@ def test_commit_fsyncs_file_then_renames_then_fsyncs_directory(tmp_path, monkeyp
 
     monkeypatch.setattr(os, "fsync", fsync)
     monkeypatch.setattr(os, "rename", rename)
-    w = pycdb.Writer(target)
+    w = pycdb.Writer(target, tmp_path=tmp_path / "t.tmp")
     w.add(b"k", b"v")
-    tmp = w.tmp_path
     w.commit()
     assert events == [
-        ("fsync", f"file:{tmp}"),
-        ("rename", f"{tmp}->{target}"),
+        ("fsync", f"file:{tmp_path}/#{target.stat().st_ino} (deleted)"),  # O_TMPFILE
+        ("rename", f"{tmp_path}/t.tmp->{target}"),
         ("fsync", f"dir:{tmp_path}"),
     ]
 
@@ -149,7 +151,7 @@ def test_dropped_writer_leaves_nothing(tmp_path):
 def test_tmp_path_is_honoured(tmp_path):
     target = tmp_path / "t.cdb"
     tmp = tmp_path / "t.tmp"
-    tmp.write_bytes(b"stale temp from an earlier run")
+    tmp.write_bytes(b"\0" * 2048 + b"stale temp from an earlier run")
     w = pycdb.Writer(target, tmp_path=tmp)
     assert w.tmp_path == str(tmp)
     w.add(b"k", b"v")

@@ -8,12 +8,17 @@ exception into ``pycdb: fatal: ...`` instead of a traceback.
 
 from __future__ import annotations
 
+import difflib
 import importlib
+import os
+import signal
 import sys
+import warnings
+from types import FrameType
 from typing import Callable
 
 from .._version import __version__
-from ._util import Fatal, write_err
+from ._util import Fatal, write_err, write_out
 
 #: command -> (module, one-line summary).  Modules are imported on use,
 #: so ``pycdb get`` does not pay for the rules machinery.
@@ -50,37 +55,119 @@ def _help() -> str:
     return "\n".join(lines) + "\n"
 
 
+class Killed(BaseException):
+    """SIGTERM or SIGHUP arrived: unwind (every ``except BaseException``
+    cleans up what it made), then die of the signal (see :func:`run`)."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
+def _warn(
+    message: Warning | str,
+    category: type[Warning],
+    filename: str,
+    lineno: int,
+    file: object = None,
+    line: str | None = None,
+) -> None:
+    """A warning as one line, ``pycdb: warning: ...``, never a source line."""
+    write_err(f"pycdb: warning: {str(message).removeprefix('pycdb: ')}\n")
+
+
+def _command(name: str) -> Callable[[str, list[str]], int]:
+    handler: Callable[[str, list[str]], int] = importlib.import_module(
+        f"{__name__}.{COMMANDS[name][0]}"
+    ).main
+    return handler
+
+
+def _unknown(command: str) -> Fatal:
+    near = difflib.get_close_matches(command, COMMANDS, n=1)
+    hint = f" (did you mean {near[0]!r}?)" if near else ""
+    return Fatal(100, f"unknown command {command!r}{hint}; {USAGE}")
+
+
+def _backend_ready() -> None:
+    """Choose the backend now, so that a bad PYCDB_BACKEND is one fatal
+    line (100 for a name that is none, 111 for a backend not built)."""
+    from .. import _backend
+
+    try:
+        _backend.current()
+    except ImportError as exc:
+        forced = os.environ.get("PYCDB_BACKEND", "")
+        code = 100 if forced not in _backend.NAMES else 111
+        raise Fatal(code, str(exc)) from None
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run ``pycdb`` with ``argv`` (default ``sys.argv[1:]``); return the
-    exit code."""
+    exit code (0, 100 or 111, whatever state the standard streams are in;
+    130 after Ctrl-C)."""
     args = sys.argv[1:] if argv is None else list(argv)
-    if not args:
-        write_err(f"pycdb: {USAGE}\n")
-        return 100
-    command, rest = args[0], args[1:]
-    if command in ("-h", "--help", "help"):
-        sys.stdout.write(_help())
-        return 0
-    if command in ("-V", "--version"):
-        sys.stdout.write(f"pycdb {__version__}\n")
-        return 0
-    if command not in COMMANDS:
-        write_err(f"pycdb: unknown command {command!r}; {USAGE}\n")
-        return 100
     try:
-        module = importlib.import_module(f"{__name__}.{COMMANDS[command][0]}")
-        handler: Callable[[str, list[str]], int] = module.main
-        return handler(command, rest)
+        if not args:
+            raise Fatal(100, USAGE)
+        command, rest = args[0], args[1:]
+        if command in ("-h", "--help"):
+            write_out(_help())
+            return 0
+        if command == "help":
+            if not rest:
+                write_out(_help())
+                return 0
+            if rest[0] not in COMMANDS:
+                raise _unknown(rest[0])
+            command, rest = rest[0], ["--help"]
+        if command in ("-V", "--version"):
+            write_out(f"pycdb {__version__}\n")
+            return 0
+        if command not in COMMANDS:
+            raise _unknown(command)
+        with warnings.catch_warnings():
+            warnings.showwarning = _warn
+            _backend_ready()
+            return _command(command)(command, rest)
     except Fatal as exc:
         write_err(f"pycdb: fatal: {exc.message}\n")
         return exc.code
     except KeyboardInterrupt:
         return 130
+    except Killed:
+        raise
     except Exception as exc:  # noqa: BLE001 - the last line of defence
         write_err(f"pycdb: fatal: internal error: {type(exc).__name__}: {exc}\n")
         return 111
 
 
+def _killed(signum: int, frame: FrameType | None) -> None:
+    raise Killed(signum)
+
+
 def run() -> None:
-    """Console-script entry point."""
-    sys.exit(main())
+    """Console-script entry point: :func:`main`, with the process-wide
+    settings a command-line tool wants.  SIGTERM and SIGHUP unwind first,
+    so nothing half-made is left behind, then kill the process with the
+    same signal.  Whatever the state of the standard streams (closed,
+    full, a broken pipe: Python ignores SIGPIPE, so a write fails with
+    EPIPE), the exit code is main's: 111 if what it printed cannot be
+    written, never a traceback."""
+    for signum in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, _killed)
+    try:
+        code = main()
+        try:
+            if sys.stdout is not None:
+                sys.stdout.flush()
+        except OSError:
+            code = code or 111
+    except Killed as exc:
+        signal.signal(exc.signum, signal.SIG_DFL)
+        os.kill(os.getpid(), exc.signum)
+        code = 128 + exc.signum  # pragma: no cover - the signal ends us first
+    # Nothing is left for the interpreter to flush, and fail on, at exit
+    # (a failed flush there would make the exit code 120).
+    sys.stdout = sys.stderr = None
+    sys.exit(code)

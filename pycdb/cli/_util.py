@@ -213,12 +213,49 @@ def split_options(
 
 
 def write_err(text: str) -> None:
-    sys.stderr.write(text)
-    sys.stderr.flush()
+    """A message on standard error.  If it cannot be written (closed,
+    full, a broken pipe) it is lost: the exit code still says what
+    happened, as djb's tools do."""
+    err = sys.stderr
+    if err is None:
+        return
+    try:
+        err.write(text)
+        err.flush()
+    except (OSError, ValueError):
+        pass
+
+
+class _Closed:
+    """Standard output when the process started with it closed: every
+    write fails as write(2) on fd 1 would."""
+
+    def write(self, data: object) -> int:
+        raise OSError(errno.EBADF, os.strerror(errno.EBADF))
+
+    def flush(self) -> None:
+        return None
 
 
 def stdout() -> BinaryIO:
-    return sys.stdout.buffer
+    """Standard output, for bytes."""
+    out = sys.stdout
+    if out is None:
+        return _Closed()  # type: ignore[return-value]
+    return out.buffer
+
+
+def write_out(text: str) -> None:
+    """Text on standard output, flushed: Fatal(111) when it cannot be
+    written (closed, full, a broken pipe)."""
+    out = sys.stdout
+    try:
+        if out is None:
+            raise OSError(errno.EBADF, os.strerror(errno.EBADF))
+        out.write(text)
+        out.flush()
+    except OSError as exc:
+        raise Fatal(111, f"unable to write output: {oserror_text(exc)}") from None
 
 
 class DjbOutput:

@@ -32,12 +32,14 @@ reported (exit 111) where tcprulescheck ignores it.
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
 
+from .._files import looks_like_text
 from ..errors import CorruptError
 from ..rules.ruleset import Decision, RuleSet
-from ._util import DjbOutput, Fatal, oserror_text, split_options, stdout, usage
+from ._util import DjbOutput, Fatal, oserror_text, split_options, usage, write_out
 
 USAGE = "pycdb check RULES.cdb [--ip IP] [--host HOST] [--info INFO] [--json]"
 
@@ -91,6 +93,14 @@ def json_text(decision: Decision) -> bytes:
     return json.dumps(obj, ensure_ascii=True).encode("ascii") + b"\n"
 
 
+def _looks_like_ip(text: str) -> bool:
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True
+
+
 def _parse(args: list[str]) -> tuple[str, dict[str, bytes], bool] | None:
     """(file, given connection values, json); None when help was asked."""
     parsed = split_options(
@@ -100,16 +110,19 @@ def _parse(args: list[str]) -> tuple[str, dict[str, bytes], bool] | None:
         return None
     options, operands = parsed
     values = {name: os.fsencode(str(options[name])) for name in _VALUED if name in options}
-    if len(operands) != 1:
+    if not operands:
         raise usage(USAGE)
+    if len(operands) > 1:
+        stray = operands[1]
+        hint = f" (a connection from {stray} is --ip {stray})" if _looks_like_ip(stray) else ""
+        raise Fatal(100, f"unexpected operand {stray!r}{hint}; usage: {USAGE}")
     return operands[0], values, "json" in options
 
 
 def main(command: str, args: list[str]) -> int:
     parsed = _parse(args)
     if parsed is None:
-        stdout().write(HELP.encode())
-        stdout().flush()
+        write_out(HELP)
         return 0
     path, values, as_json = parsed
     environ = os.environb
@@ -121,6 +134,12 @@ def main(command: str, args: list[str]) -> int:
         with RuleSet(path, reload_interval=float("inf")) as rules:
             decision = rules.check(ip, host, info)
     except CorruptError as exc:
+        if looks_like_text(path):
+            raise Fatal(
+                111,
+                f"unable to read {path}: it holds rules text, not a database; compile it "
+                f"first: pycdb make {path}.cdb {path}.tmp < {path}",
+            ) from None
         detail = str(exc)
         prefix = f"{path}: "
         if detail.startswith(prefix):

@@ -9,18 +9,26 @@ it differs on purpose:
   (``pycdb: fatal: /etc/tcp.smtp:12: unable to parse this line: ...``);
   the file is the real path of standard input when that is a regular
   file (``/proc/self/fd/0`` resolved), ``-`` otherwise;
-* on any error RULES.tmp is removed (tcprules leaves it behind), and
-  RULES.cdb is never touched;
-* before anything is written it refuses, exit 100, a RULES.tmp that is
-  the rules file being read (tcprules would truncate the rules before
-  reading them and install an empty, allow-all database), a RULES.tmp
-  that is RULES.cdb itself (the database would be rewritten in place
-  instead of replaced atomically), and a RULES.cdb that is the rules
-  file (the rules text would be replaced by the database); and, exit
-  111, a RULES.tmp on another file system than RULES.cdb or a RULES.cdb
-  that is a directory (the final rename would fail after all the work);
-* ``pycdb make --help`` explains itself; extra arguments, which tcprules
-  ignores, are ignored with a warning.
+* the database is built in an unnamed file (Linux ``O_TMPFILE``) that
+  takes the name RULES.tmp only once complete, just before the rename:
+  on any error, and if the process is killed, nothing is left behind
+  (tcprules leaves RULES.tmp), and RULES.cdb is never touched;
+* RULES.tmp is never opened: a leftover there is replaced, and a
+  symbolic link there is replaced, never followed (tcprules overwrites
+  the link's target);
+* before anything is written it refuses, exit 100, a RULES.tmp that
+  holds text rather than a leftover cdb, or is the rules file being read
+  (tcprules would empty the rules before reading them and install an
+  empty, allow-all database: ``cat rules | tcprules rules.cdb rules``),
+  a RULES.tmp that is RULES.cdb itself (the database would be rewritten
+  in place instead of replaced atomically), and a RULES.cdb that is the
+  rules file (the rules text would be replaced by the database); and,
+  exit 111, a RULES.tmp on another file system than RULES.cdb or a
+  RULES.cdb that is a directory (the final rename would fail after all
+  the work);
+* ``pycdb make --help`` explains itself; extra operands, which tcprules
+  ignores (``pycdb make OUT TMP rules.smtp`` would wait for standard
+  input and publish what it gives), are refused, exit 100.
 """
 
 from __future__ import annotations
@@ -28,13 +36,13 @@ from __future__ import annotations
 import gc
 import os
 import stat
-import sys
 from collections.abc import Iterator
 
+from .._files import looks_like_text
 from ..errors import RulesSyntaxError, TooLargeError
 from ..rules.compiler import compile_into
 from ..writer import Writer
-from ._util import Fatal, oserror_text, usage, write_err
+from ._util import Fatal, oserror_text, usage, write_out
 
 USAGE = "pycdb make RULES.cdb RULES.tmp < RULES"
 
@@ -46,9 +54,12 @@ records go to RULES.tmp, which is then renamed over RULES.cdb, so
 tcpserver always sees a complete database.
 
 Differences from tcprules, all on error paths: messages give the file,
-line and reason; RULES.tmp is removed on failure; and it refuses to start
-when RULES.tmp is the rules file or RULES.cdb, when RULES.cdb is the rules
-file, or when RULES.tmp and RULES.cdb are on different file systems.
+line and reason; nothing is left behind on failure, or when killed (the
+file takes the name RULES.tmp only when complete); a link at RULES.tmp is
+replaced, never followed; and it refuses to start when RULES.tmp holds
+text or is the rules file or RULES.cdb, when RULES.cdb is the rules file,
+when RULES.tmp and RULES.cdb are on different file systems, or when
+given more than two operands (the rules are read from standard input).
 
 Exit codes: 0 done, 100 bad usage or a line tcprules refuses, 111 a
 system error.
@@ -79,6 +90,13 @@ def _stat(path: str, follow: bool = True) -> os.stat_result | None:
         return None
 
 
+def _entry(path: str) -> str:
+    """The directory entry ``path`` names: its directory resolved, its
+    last component not (a link there is the entry, not its target)."""
+    head, tail = os.path.split(path)
+    return os.path.join(os.path.realpath(head or "."), tail)
+
+
 def _same(a: os.stat_result | None, b: os.stat_result | None) -> bool:
     return a is not None and b is not None and (a.st_dev, a.st_ino) == (b.st_dev, b.st_ino)
 
@@ -88,12 +106,12 @@ def _preflight(target: str, tmp: str, source: os.stat_result | None, name: str) 
     created.  ``source`` is standard input's status."""
     if source is not None and not stat.S_ISREG(source.st_mode):
         source = None  # a pipe or terminal: nothing on disk to protect
-    tmp_st = _stat(tmp)  # open() follows a symbolic link
+    tmp_st = _stat(tmp, follow=False)  # a link at tmp is replaced, never followed
     if _same(tmp_st, source):
         raise Fatal(
             100,
             f"refusing to use {tmp} as the temporary file: it is the rules file being read "
-            f"({name}); creating it would empty the rules before they are read and install "
+            f"({name}); tcprules would empty the rules before reading them and install "
             f"an empty, allow-all database.  Did you swap the arguments?  usage: {USAGE}",
         )
     target_lst = _stat(target, follow=False)  # rename() replaces a link, not its target
@@ -103,14 +121,19 @@ def _preflight(target: str, tmp: str, source: os.stat_result | None, name: str) 
             f"refusing to replace {target}: it is the rules file being read ({name}); the "
             f"rules text would be replaced by the database.  usage: {USAGE}",
         )
-    if _same(tmp_st, _stat(target)) or (
-        tmp and target and os.path.realpath(tmp) == os.path.realpath(target)
-    ):
+    if _same(tmp_st, target_lst) or (tmp and target and _entry(tmp) == _entry(target)):
         raise Fatal(
             100,
             f"refusing to use {target} as its own temporary file: the database would be "
             "rewritten in place, and tcpserver could read it half-written; name a separate "
             f"temporary file in the same directory, such as {target}.tmp",
+        )
+    if looks_like_text(tmp):
+        raise Fatal(
+            100,
+            f"refusing to replace {tmp}: it holds text, not a leftover database (is it the "
+            "rules file?  tcprules would replace it with the database).  The rules are read "
+            f"from standard input: {USAGE}",
         )
     if target_lst is not None and stat.S_ISDIR(target_lst.st_mode):
         raise Fatal(111, f"unable to replace {target}: it is a directory")
@@ -145,14 +168,17 @@ def _read_stdin() -> Iterator[bytes]:
 
 def main(command: str, args: list[str]) -> int:
     if len(args) == 1 and args[0] in ("-h", "--help"):
-        sys.stdout.write(HELP)
-        sys.stdout.flush()
+        write_out(HELP)
         return 0
     if len(args) < 2:
         raise usage(USAGE)
-    target, tmp = args[0], args[1]
     if len(args) > 2:
-        write_err(f"pycdb: warning: ignoring extra arguments after {tmp}\n")
+        raise Fatal(
+            100,
+            f"extra operand {args[2]!r}: the rules are read from standard input, not named "
+            f"(did you mean '< {args[2]}'?); usage: {USAGE}",
+        )
+    target, tmp = args[0], args[1]
 
     # A short-lived process that makes no reference cycles: the cyclic
     # collector would only cost time (a few percent on the pure backend).
