@@ -21,14 +21,15 @@ from hypothesis import strategies as st
 from rules_helpers import scenarios
 
 import pycdb
+from pycdb.findings import Finding
 from pycdb.rules import RuleSet, compile
 from pycdb.rules.language import expand, parse, parse_line, range_bounds
-from pycdb.rules.lint import CODES, Finding, Report, detect, lint, lint_cdb, lint_text
+from pycdb.rules.lint import CODES, LintReport, detect, lint, lint_cdb, lint_text
 
 RULES = FIXTURES / "rules"
 
 
-def messages(report: Report) -> list[str]:
+def messages(report: LintReport) -> list[str]:
     return [f.format(report.name) for f in report.findings]
 
 
@@ -321,9 +322,9 @@ def test_a_range_with_findings_is_reported_once() -> None:
 
 
 def test_finding_format_and_dict() -> None:
-    line = Finding("warning", "no-colon", "m", line=3)
-    key = Finding("error", "open-relay", "m", key=b"=\xff\n")
-    whole = Finding("info", "newer-text", "m")
+    line = Finding("no-colon", "m", "warning", line=3)
+    key = Finding("open-relay", "m", "error", key=b"=\xff\n")
+    whole = Finding("newer-text", "m", "info")
     assert line.format("f") == "f:3: warning: m [no-colon]"
     assert key.format("f") == "f: key '=\\xff\\x0a': error: m [open-relay]"
     assert whole.format("f") == "f: info: m [newer-text]"
@@ -331,19 +332,20 @@ def test_finding_format_and_dict() -> None:
         "severity": "error",
         "code": "open-relay",
         "line": None,
+        "offset": None,
         "key": "=\udcff\n",
         "message": "m",
     }
 
 
 def test_report_counts_and_exit_codes() -> None:
-    report = Report("f", "text")
+    report = LintReport("f", "text")
     assert report.summary() == "f: 0 errors, 0 warnings" and report.exit_code(True) == 0
-    report.findings.append(Finding("info", "newer-text", "m"))
+    report.findings.append(Finding("newer-text", "m", "info"))
     assert report.summary() == "f: 0 errors, 0 warnings, 1 info" and report.exit_code(True) == 0
-    report.findings.append(Finding("warning", "empty", "m"))
+    report.findings.append(Finding("empty", "m", "warning"))
     assert report.exit_code() == 0 and report.exit_code(strict=True) == 1
-    report.findings.append(Finding("error", "syntax", "m"))
+    report.findings.append(Finding("syntax", "m", "error"))
     assert report.exit_code() == 1
     assert report.summary() == "f: 1 error, 1 warning, 1 info"
     assert report.as_dict()["errors"] == 1
@@ -393,7 +395,7 @@ def test_no_false_alarms() -> None:
         assert relay == [], (text, relay)
 
 
-# ---- parse.py's additions for lint -----------------------------------------------------
+# ---- language.py's additions for lint ----------------------------------------------------
 
 ADDRESSES = st.builds(
     lambda a, b, c: a + b"-" + b + c,

@@ -132,6 +132,7 @@ def test_json(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsysbinary: Cap
         "severity": "error",
         "code": "relay-by-name",
         "line": 2,
+        "offset": None,
         "key": "=mx1.example.com",
         "message": first["findings"][0]["message"],
     }
