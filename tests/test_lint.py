@@ -3,7 +3,13 @@
 and properties on generated rules: lint never crashes, raises no error
 for rules that grant no RELAYCLIENT, and every relay a client with an
 unlisted address can get is reported as an error (checked against
-RuleSet, tcpserver's lookup), and every such error is real."""
+RuleSet, tcpserver's lookup), and every such error is real.
+
+Every database lint reads here is made by the real tcprules
+(``compile_rules``, ``tcprules_bytes``), then damaged by hand where a test
+says so, except in the test that feeds lint arbitrary records and their
+damaged copies on purpose (``hand_made``, which uses pycdb's Writer: no
+tcprules text gives arbitrary data)."""
 
 from __future__ import annotations
 
@@ -11,31 +17,44 @@ import io
 import os
 import re
 import struct
+import subprocess
 import tempfile
 from pathlib import Path
 
 import pytest
-from helpers import FIXTURES, ref, run_ref
+from helpers import FIXTURES, child_env, python, ref, run_ref
 from hypothesis import given
 from hypothesis import strategies as st
-from rules_helpers import scenarios
+from rules_helpers import compile_rules, scenarios, write_cdb
 
 import pycdb
-from pycdb.rules import RuleSet, compile
+from pycdb.findings import Finding
+from pycdb.rules import RuleSet
 from pycdb.rules.language import expand, parse, parse_line, range_bounds
-from pycdb.rules.lint import CODES, Finding, Report, detect, lint, lint_cdb, lint_text
+from pycdb.rules.lint import CODES, LintReport, detect, lint, lint_cdb, lint_text
 
 RULES = FIXTURES / "rules"
 
 
-def messages(report: Report) -> list[str]:
+def messages(report: LintReport) -> list[str]:
     return [f.format(report.name) for f in report.findings]
 
 
-def write_cdb(path: Path, records: list[tuple[bytes, bytes]]) -> None:
-    with pycdb.Writer(path) as w:
-        for key, data in records:
-            w.add(key, data)
+def tcprules_bytes(text: bytes) -> bytes:
+    """The database the real tcprules makes of ``text``."""
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "t.cdb"
+        compile_rules(text, path)
+        return path.read_bytes()
+
+
+def hand_made(records: list[tuple[bytes, bytes]]) -> bytes:
+    """The bytes of a cdb holding ``records``, made by hand (pycdb's
+    Writer): for data tcprules never writes."""
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "t.cdb"
+        write_cdb(path, records)
+        return path.read_bytes()
 
 
 # ---- detection -------------------------------------------------------------------
@@ -58,6 +77,60 @@ def test_detect_by_content(tmp_path: Path) -> None:
     assert detect(tmp_path / "short.cdb") == "cdb"
     (tmp_path / "empty").write_bytes(b"")
     assert detect(tmp_path / "empty") == "text"
+
+
+#: Run in a process of its own (a file that hangs or never ends fails the
+#: test by its timeout instead of stopping the run): every way into lint
+#: with a FIFO that has no writer and with /dev/zero.
+DEVICES = """
+import errno, sys
+from pycdb.rules.lint import detect, lint, lint_cdb, lint_text
+fifo = sys.argv[1]
+assert detect(fifo) == "text"
+report = lint(fifo)
+assert (report.kind, [f.code for f in report.findings]) == ("text", ["empty"]), report
+assert [f.code for f in lint_cdb(fifo).findings] == ["corrupt"]
+assert [f.code for f in lint_text(fifo).findings] == ["empty"]
+calls = [detect, lint, lint_cdb, lint_text, lambda path: lint_text(b":allow", cdb=path)]
+for call in calls:
+    try:
+        call("/dev/zero")
+    except OSError as exc:
+        assert exc.errno == errno.EINVAL and exc.filename == "/dev/zero", exc
+    else:
+        raise AssertionError(call)
+print("ok")
+"""
+
+
+def test_fifos_and_devices(tmp_path: Path) -> None:
+    """A FIFO with no writer reads as empty, a device is refused: lint
+    reads every file through pycdb._files."""
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    done = subprocess.run(
+        python("-c", DEVICES, str(fifo)), capture_output=True, timeout=30, env=child_env()
+    )
+    assert (done.stdout, done.stderr) == (b"ok\n", b"")
+
+
+def test_lint_reads_the_file_once() -> None:
+    """What lint tells the kind from is what it lints: a pipe works."""
+    script = (
+        "from pycdb.rules.lint import lint; r = lint('/dev/stdin'); "
+        "print(r.kind, r.records, [f.code for f in r.findings])"
+    )
+    for name, kind in (("tcp.smtp", "text"), ("tcp.smtp.cdb", "cdb")):
+        done = subprocess.run(
+            python("-c", script),
+            input=(RULES / name).read_bytes(),
+            capture_output=True,
+            timeout=30,
+            env=child_env(),
+        )
+        assert done.stdout.decode() == (
+            f"{kind} 272 ['relay-by-name', 'relay-by-name', 'ident-relay']\n"
+        ), done.stderr
 
 
 def test_lint_follows_detection_and_kind(tmp_path: Path) -> None:
@@ -88,7 +161,7 @@ TEXT = b'127.0.0.1:allow,RELAYCLIENT=""\n10.0.0.1-3:deny\n:allow\n'
 
 def stale_setup(tmp_path: Path, db_text: bytes, text: bytes, newer: bool) -> tuple[Path, Path]:
     db = tmp_path / "tcp.smtp.cdb"
-    compile(db_text, db)
+    compile_rules(db_text, db)
     rules = tmp_path / "tcp.smtp"
     rules.write_bytes(text)
     db_time, text_time = 1_700_000_000, 1_700_000_000 + (3600 if newer else -3600)
@@ -174,7 +247,7 @@ def test_up_to_date_is_silent_and_the_database_untouched(tmp_path: Path) -> None
 def test_stale_compares_with_any_source(tmp_path: Path) -> None:
     # Bytes have no modification time: only the contents count.
     db = tmp_path / "x.cdb"
-    compile(TEXT, db)
+    compile_rules(TEXT, db)
     assert lint_text(TEXT, cdb=db).findings == []
     (finding,) = lint_text(TEXT + b"1.2.3.4:deny\n", cdb=db).findings
     assert finding.code == "stale" and "record 6, " not in finding.message
@@ -218,7 +291,7 @@ def unindex(path: Path, key: bytes) -> None:
 
 def test_unreachable_key(tmp_path: Path) -> None:
     db = tmp_path / "t.cdb"
-    write_cdb(db, [(b"10.0.0.1", b""), (b"", b"")])
+    compile_rules(b"10.0.0.1:allow\n:allow\n", db)
     unindex(db, b"10.0.0.1")
     assert messages(lint_cdb(db, name="t.cdb")) == [
         "t.cdb: key '10.0.0.1': warning: tcpserver never finds this key: the hash tables do "
@@ -227,11 +300,9 @@ def test_unreachable_key(tmp_path: Path) -> None:
     ]
 
 
-def test_corrupt_records(tmp_path: Path) -> None:
-    db = tmp_path / "t.cdb"
-    write_cdb(db, [(b"10.0.0.1", b""), (b"", b"")])
-    buf = bytearray(db.read_bytes())
-    struct.pack_into("<I", buf, 2048 + 4, 10_000)  # the first record's data length
+def test_corrupt_records() -> None:
+    buf = bytearray(tcprules_bytes(b"10.0.0.1:allow\n:allow\n"))
+    struct.pack_into("<I", buf, 2048 + 4, 10_000)  # the first record's data length: damaged
     (finding,) = lint_cdb(bytes(buf), name="t.cdb").findings
     assert finding.format("t.cdb") == (
         "t.cdb: error: tcpserver cannot read this database (corrupt cdb: the record at offset "
@@ -266,19 +337,12 @@ def test_a_relay_hidden_behind_a_nul_is_found() -> None:
 
 def test_deny_anywhere_denies() -> None:
     # tcpserver's found(): an item starting with 'D' denies wherever it stands,
-    # so a RELAYCLIENT before it grants nothing.
-    report = lint_cdb(_db([(b"", b"+RELAYCLIENT=\0D\0")]))
+    # so a RELAYCLIENT before it grants nothing.  tcprules writes the 'D' item
+    # from a value holding a NUL: +RELAYCLIENT=\0D\0.
+    report = lint_cdb(tcprules_bytes(b':allow,RELAYCLIENT="\0D"\n'))
     assert [f.code for f in report.findings] == ["misread-data"]
-    report = lint_cdb(_db([(b"", b"+RELAYCLIENT=\0")]))
+    report = lint_cdb(tcprules_bytes(b':allow,RELAYCLIENT=""\n'))
     assert [f.code for f in report.findings] == ["open-relay"]
-
-
-def _db(records: list[tuple[bytes, bytes]]) -> bytes:
-    """The bytes of a cdb holding ``records``."""
-    with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "t.cdb"
-        write_cdb(path, records)
-        return path.read_bytes()
 
 
 def test_crlf_with_a_comment_too() -> None:
@@ -321,9 +385,9 @@ def test_a_range_with_findings_is_reported_once() -> None:
 
 
 def test_finding_format_and_dict() -> None:
-    line = Finding("warning", "no-colon", "m", line=3)
-    key = Finding("error", "open-relay", "m", key=b"=\xff\n")
-    whole = Finding("info", "newer-text", "m")
+    line = Finding("no-colon", "m", "warning", line=3)
+    key = Finding("open-relay", "m", "error", key=b"=\xff\n")
+    whole = Finding("newer-text", "m", "info")
     assert line.format("f") == "f:3: warning: m [no-colon]"
     assert key.format("f") == "f: key '=\\xff\\x0a': error: m [open-relay]"
     assert whole.format("f") == "f: info: m [newer-text]"
@@ -331,19 +395,20 @@ def test_finding_format_and_dict() -> None:
         "severity": "error",
         "code": "open-relay",
         "line": None,
+        "offset": None,
         "key": "=\udcff\n",
         "message": "m",
     }
 
 
 def test_report_counts_and_exit_codes() -> None:
-    report = Report("f", "text")
+    report = LintReport("f", "text")
     assert report.summary() == "f: 0 errors, 0 warnings" and report.exit_code(True) == 0
-    report.findings.append(Finding("info", "newer-text", "m"))
+    report.findings.append(Finding("newer-text", "m", "info"))
     assert report.summary() == "f: 0 errors, 0 warnings, 1 info" and report.exit_code(True) == 0
-    report.findings.append(Finding("warning", "empty", "m"))
+    report.findings.append(Finding("empty", "m", "warning"))
     assert report.exit_code() == 0 and report.exit_code(strict=True) == 1
-    report.findings.append(Finding("error", "syntax", "m"))
+    report.findings.append(Finding("syntax", "m", "error"))
     assert report.exit_code() == 1
     assert report.summary() == "f: 1 error, 1 warning, 1 info"
     assert report.as_dict()["errors"] == 1
@@ -393,7 +458,7 @@ def test_no_false_alarms() -> None:
         assert relay == [], (text, relay)
 
 
-# ---- parse.py's additions for lint -----------------------------------------------------
+# ---- language.py's additions for lint ----------------------------------------------------
 
 ADDRESSES = st.builds(
     lambda a, b, c: a + b"-" + b + c,
@@ -535,7 +600,7 @@ RECORDS = st.lists(st.tuples(KEYS, DATA), max_size=10)
 
 @given(RECORDS, st.binary(max_size=64), st.integers(0, 5000))
 def test_lint_cdb_never_crashes(records: list[tuple[bytes, bytes]], junk: bytes, at: int) -> None:
-    good = _db(records)
+    good = hand_made(records)  # any data, not only tcprules', and damaged copies
     report = lint_cdb(good)
     assert all(f.code in CODES for f in report.findings)
     assert "corrupt" not in [f.code for f in report.findings]
@@ -574,7 +639,7 @@ def test_every_relay_open_to_strangers_is_an_error(
 ) -> None:
     text, conns = scenario
     path = tmp_path_factory.mktemp("lint") / "rules.cdb"
-    compile(text, path)
+    compile_rules(text, path)
     errors = {(f.code, f.key) for f in lint_text(text).findings if f.severity == "error"}
     db_errors = {(f.code, f.key) for f in lint_cdb(path).findings if f.severity == "error"}
     assert errors == db_errors
@@ -606,7 +671,7 @@ def test_no_relayclient_no_error(scenario: tuple[bytes, list[tuple]]) -> None:
     text = scenario[0].replace(b"RELAYCLIENT", b"RBLSMTPD")
     report = lint_text(text)
     assert report.errors == 0, messages(report)
-    assert lint_cdb(_db([(k, r.data) for r in parse(text) for k in r.keys])).errors == 0
+    assert lint_cdb(tcprules_bytes(text)).errors == 0
 
 
 @given(scenarios())

@@ -4,30 +4,30 @@ finding, as a user sees it), then options, exit codes and errors.
 A transcript (``NAME.expected``) holds commands run in a copy of the
 fixtures directory, each as ``$ pycdb lint ARGS``, its exact standard
 output, and ``[exit N]``.  Before they run, every ``NAME.rules`` that
-tcprules accepts is compiled to ``NAME.cdb`` and every ``NAME.records``
-(``KEY<TAB>DATA`` with Python byte escapes) is written to ``NAME.cdb``,
-so the cdb transcripts come from the same reviewed text.
+tcprules accepts is compiled to ``NAME.cdb`` by the real ``tcprules``,
+and every ``NAME.records`` (``KEY<TAB>DATA`` with Python byte escapes:
+hand-made data) is written to ``NAME.cdb`` by the real ``cdbmake``, so
+the cdb transcripts come from the same reviewed text and no database
+under test is made by pycdb.
 """
 
 from __future__ import annotations
 
 import codecs
-import contextlib
 import json
+import os
 import re
 import shlex
 import shutil
 import subprocess
 from pathlib import Path
+from typing import IO
 
 import pytest
-from helpers import FIXTURES
+from helpers import FIXTURES, child_env, run_ref
 from rules_helpers import PYCDB
 
-import pycdb
 from pycdb.cli import main
-from pycdb.errors import RulesSyntaxError
-from pycdb.rules import compile
 from pycdb.rules.lint import CODES
 
 LINT = FIXTURES / "lint"
@@ -38,19 +38,46 @@ TRANSCRIPTS = sorted(LINT.glob("*.expected"))
 INLINE = {"stale", "newer-text", "unreachable"}
 
 
-def prepare(tmp_path: Path) -> Path:
-    work = tmp_path / "lint"
+def cdbmake_input(records: bytes) -> bytes:
+    """A ``.records`` file (``KEY<TAB>DATA`` lines with Python byte
+    escapes, ``#`` comments) as cdbmake's input: ``+KLEN,DLEN:KEY->DATA``
+    lines, then an empty line."""
+    out = []
+    for line in records.split(b"\n"):
+        if line and not line.startswith(b"#"):
+            key, _, data = line.partition(b"\t")
+            k, d = codecs.escape_decode(key)[0], codecs.escape_decode(data)[0]
+            out.append(b"+%d,%d:%s->%s\n" % (len(k), len(d), k, d))
+    return b"".join(out) + b"\n"
+
+
+@pytest.fixture(scope="session")
+def databases(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The fixtures directory with the databases the transcripts read,
+    made once by the reference programs: each ``NAME.rules`` by the real
+    tcprules (a file it refuses gets none), each ``NAME.records`` (data
+    tcprules never writes, deliberately hand-made) by the real cdbmake."""
+    work = tmp_path_factory.mktemp("lint-fixtures") / "lint"
     shutil.copytree(LINT, work)
-    for rules in work.glob("*.rules"):
-        with contextlib.suppress(RulesSyntaxError):  # the refused ones have no cdb
-            compile(rules, rules.with_suffix(".cdb"))
-    for records in work.glob("*.records"):
-        with pycdb.Writer(records.with_suffix(".cdb")) as w:
-            for line in records.read_bytes().split(b"\n"):
-                if line and not line.startswith(b"#"):
-                    key, _, data = line.partition(b"\t")
-                    w.add(codecs.escape_decode(key)[0], codecs.escape_decode(data)[0])
+    for rules in sorted(work.glob("*.rules")):
+        db = rules.with_suffix(".cdb")
+        done = run_ref("tcprules", str(db), f"{db}.tmp", input=rules.read_bytes())
+        assert done.returncode in (0, 100), (rules.name, done.stderr)  # 100: refused
+        if os.path.exists(f"{db}.tmp"):  # what a refusal leaves behind
+            os.unlink(f"{db}.tmp")
+    for records in sorted(work.glob("*.records")):
+        db = records.with_suffix(".cdb")
+        done = run_ref("cdbmake", str(db), f"{db}.tmp", input=cdbmake_input(records.read_bytes()))
+        assert done.returncode == 0, (records.name, done.stderr)
     return work
+
+
+@pytest.fixture
+def work(databases: Path, tmp_path: Path) -> Path:
+    """A fresh copy of :func:`databases` for one test."""
+    copy = tmp_path / "lint"
+    shutil.copytree(databases, copy)
+    return copy
 
 
 def transcript(path: Path) -> list[tuple[list[str], str, int]]:
@@ -73,11 +100,11 @@ def run(args: list[str], capsysbinary: Capture) -> tuple[str, str, int]:
 @pytest.mark.parametrize("path", TRANSCRIPTS, ids=[p.stem for p in TRANSCRIPTS])
 def test_golden(
     path: Path,
-    tmp_path: Path,
+    work: Path,
     monkeypatch: pytest.MonkeyPatch,
     capsysbinary: Capture,
 ) -> None:
-    monkeypatch.chdir(prepare(tmp_path))
+    monkeypatch.chdir(work)
     for args, expected, code in transcript(path):
         out, err, got = run(args, capsysbinary)
         assert (out, err, got) == (expected, "", code), args
@@ -101,12 +128,13 @@ def test_every_rules_fixture_has_a_transcript() -> None:
     assert stems <= {p.stem for p in TRANSCRIPTS}
 
 
-def test_the_installed_command(tmp_path: Path) -> None:
+def test_the_installed_command(work: Path) -> None:
     """The console script, in a process of its own: the same transcript,
     and standard input as ``-`` (detected as text or as a cdb)."""
-    work = prepare(tmp_path)
     ((args, expected, code), *_) = transcript(LINT / "open-relay.expected")
-    done = subprocess.run([PYCDB, "lint", *args], cwd=work, capture_output=True, timeout=60)
+    done = subprocess.run(
+        [PYCDB, "lint", *args], cwd=work, capture_output=True, timeout=60, env=child_env()
+    )
     assert (done.stdout.decode(), done.stderr, done.returncode) == (expected, b"", code)
     for name in ("open-relay.rules", "open-relay.cdb"):
         done = subprocess.run(
@@ -114,6 +142,7 @@ def test_the_installed_command(tmp_path: Path) -> None:
             input=(work / name).read_bytes(),
             capture_output=True,
             timeout=60,
+            env=child_env(),
         )
         assert done.returncode == 1 and done.stdout.count(b"[open-relay]") == 3
         assert done.stdout.endswith(b"-: 3 errors, 0 warnings\n")
@@ -121,8 +150,8 @@ def test_the_installed_command(tmp_path: Path) -> None:
         assert first.startswith(b"-:4: error:" if name.endswith(".rules") else b"-: key '=':")
 
 
-def test_json(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsysbinary: Capture) -> None:
-    monkeypatch.chdir(prepare(tmp_path))
+def test_json(work: Path, monkeypatch: pytest.MonkeyPatch, capsysbinary: Capture) -> None:
+    monkeypatch.chdir(work)
     out, err, code = run(["--json", "relay-by-name.rules", "clean.cdb"], capsysbinary)
     first, second = (json.loads(line) for line in out.splitlines())
     assert code == 1 and err == ""
@@ -132,6 +161,7 @@ def test_json(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsysbinary: Cap
         "severity": "error",
         "code": "relay-by-name",
         "line": 2,
+        "offset": None,
         "key": "=mx1.example.com",
         "message": first["findings"][0]["message"],
     }
@@ -141,28 +171,25 @@ def test_json(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsysbinary: Cap
 
 
 def test_exit_codes_combine(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsysbinary: Capture
+    work: Path, monkeypatch: pytest.MonkeyPatch, capsysbinary: Capture
 ) -> None:
-    monkeypatch.chdir(prepare(tmp_path))
+    monkeypatch.chdir(work)
     assert run(["clean.rules", "no-default.rules"], capsysbinary)[2] == 0
     assert run(["--strict", "clean.rules", "no-default.rules"], capsysbinary)[2] == 1
     assert run(["no-default.rules", "open-relay.rules"], capsysbinary)[2] == 1
 
 
 def test_forcing_the_kind(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsysbinary: Capture
+    work: Path, monkeypatch: pytest.MonkeyPatch, capsysbinary: Capture
 ) -> None:
-    monkeypatch.chdir(prepare(tmp_path))
+    monkeypatch.chdir(work)
     out, _, code = run(["--as-cdb", "clean.rules"], capsysbinary)
     assert code == 1 and "[corrupt]" in out
     out, _, code = run(["--as-text", "clean.cdb"], capsysbinary)
     assert out.startswith("clean.cdb:") and "[corrupt]" not in out
 
 
-def test_stale_option(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsysbinary: Capture
-) -> None:
-    work = prepare(tmp_path)
+def test_stale_option(work: Path, monkeypatch: pytest.MonkeyPatch, capsysbinary: Capture) -> None:
     monkeypatch.chdir(work)
     out, _, code = run(["--cdb", "clean.cdb", "clean.rules"], capsysbinary)
     assert (out, code) == ("clean.rules: 0 errors, 0 warnings\n", 0)
@@ -188,11 +215,11 @@ def test_stale_option(
 def test_usage(
     args: list[str],
     message: str,
-    tmp_path: Path,
+    work: Path,
     monkeypatch: pytest.MonkeyPatch,
     capsysbinary: Capture,
 ) -> None:
-    monkeypatch.chdir(prepare(tmp_path))
+    monkeypatch.chdir(work)
     out, err, code = run(args, capsysbinary)
     assert code == 100 and out == ""
     assert err.startswith("pycdb: fatal: usage: pycdb lint") and message in err
@@ -221,3 +248,56 @@ def test_unreadable(tmp_path: Path, capsysbinary: Capture) -> None:
     )
     out, err, code = run([str(tmp_path)], capsysbinary)
     assert code == 111 and err.startswith(f"pycdb: fatal: unable to read {tmp_path}: ")
+
+
+def lint_process(
+    args: list[str],
+    cwd: Path | None = None,
+    stdin: IO[bytes] | None = None,
+    input: bytes | None = None,
+) -> subprocess.CompletedProcess[bytes]:
+    """``pycdb lint ARGS`` in a process of its own, on the active backend,
+    killed after 30 seconds: a file that hangs or never ends fails the
+    test instead of stopping the run."""
+    return subprocess.run(
+        [PYCDB, "lint", *args],
+        cwd=cwd,
+        stdin=stdin,
+        input=input,
+        capture_output=True,
+        timeout=30,
+        env=child_env(),
+    )
+
+
+def test_devices_are_refused(work: Path) -> None:
+    """A device is never read (``/dev/zero`` would never end): as FILE,
+    as the --cdb database, and as standard input."""
+    refused = "not a regular file or a pipe (a character device)"
+    done = lint_process(["/dev/zero"])
+    assert (done.returncode, done.stdout) == (111, b"")
+    assert done.stderr.decode() == f"pycdb: fatal: unable to read /dev/zero: {refused}\n"
+    done = lint_process(["--cdb", "/dev/zero", "clean.rules"], cwd=work)
+    assert done.returncode == 111
+    assert done.stderr.decode() == f"pycdb: fatal: unable to read /dev/zero: {refused}\n"
+    with open("/dev/zero", "rb") as zero:
+        done = lint_process(["-"], stdin=zero)
+    assert done.returncode == 111
+    assert done.stderr.decode() == f"pycdb: fatal: unable to read -: {refused}\n"
+
+
+def test_fifo_without_a_writer_is_empty(tmp_path: Path) -> None:
+    fifo = tmp_path / "rules"
+    os.mkfifo(fifo)
+    done = lint_process([str(fifo)])
+    assert (done.returncode, done.stderr) == (0, b"")
+    assert done.stdout.decode().endswith(f"[empty]\n{fifo}: 0 errors, 1 warning\n")
+
+
+@pytest.mark.parametrize("name", ["open-relay.rules", "open-relay.cdb"])
+def test_a_pipe_is_read_once(work: Path, name: str) -> None:
+    """A pipe named as FILE (as ``<(...)`` gives one) is read once, to
+    its end: its kind is told from the same bytes that are linted."""
+    done = lint_process(["/dev/stdin"], input=(work / name).read_bytes())
+    assert done.returncode == 1 and done.stdout.count(b"[open-relay]") == 3
+    assert done.stdout.endswith(b"/dev/stdin: 3 errors, 0 warnings\n")

@@ -10,7 +10,7 @@ annotate them::
 (``FILE:LINE:`` for a line of text, ``FILE: key 'KEY':`` for a cdb
 record, ``FILE:`` for the whole file), then a summary line ``FILE: N
 errors, M warnings``.  ``--json`` prints one JSON object per file instead
-(see :meth:`pycdb.rules.lint.Report.as_dict`).
+(see :meth:`pycdb.rules.lint.LintReport.as_dict`).
 
 Exit codes: lint's own contract first, 0 when no file has an error and 1
 when one has (with ``--strict``, also for a warning); then the usual
@@ -19,15 +19,21 @@ FILE: ...``) and 100 for bad usage.
 
 How FILE is read: a cdb when it starts with a sound cdb header (or is
 named ``*.cdb``), rules text otherwise; ``--as-text``/``--as-cdb``
-decide instead.  ``-`` is standard input.
+decide instead.  ``-`` is standard input.  Every FILE is read once, through
+the routine that opens every file (:func:`pycdb.rules.lint.sniff.read`):
+a FIFO or a pipe is read to its end (a FIFO with no writer as empty), and
+a device such as ``/dev/zero`` is refused rather than read for ever; so
+is standard input when it is one, unless it is a terminal.
 """
 
 from __future__ import annotations
 
 import json
+import stat
 import sys
 
-from ..rules.lint import Kind, Report, detect, detect_bytes, lint_cdb, lint_text
+from ..rules.lint import Kind, LintReport, detect_bytes, lint_cdb, lint_text
+from ..rules.lint.sniff import read
 from ._util import Fatal, oserror_text, split_options, stdout, usage
 
 USAGE = "pycdb lint [--as-text|--as-cdb] [--cdb RULES.cdb] [--paranoid] [--strict] [--json] FILE..."
@@ -102,27 +108,44 @@ def _unreadable(name: str, exc: OSError) -> Fatal:
     return Fatal(111, f"unable to read {name}: {oserror_text(exc)}")
 
 
-def _lint_one(path: str, opts: _Options) -> Report:
-    """The report for one operand; Fatal when it cannot be read."""
-    kind = opts.kind
-    data: bytes | None = None
+def _stdin() -> bytes:
+    """Standard input read to its end: as typed at a terminal, otherwise
+    through :func:`read` (a device is refused, and a pipe past 4 GiB)."""
+    if sys.stdin is not None and sys.stdin.isatty():
+        return sys.stdin.buffer.read()
+    return read("/dev/stdin")[0]
+
+
+def _read(path: str) -> tuple[bytes, int | None]:
+    """The bytes of an operand, and its modification time when it is a
+    regular file; Fatal when it cannot be read."""
     try:
         if path == "-":
-            data = sys.stdin.buffer.read()
-            if kind is None:
-                kind = detect_bytes(data, "-")
-        elif kind is None:
-            kind = detect(path)
-        if kind == "cdb":
-            if opts.cdb is not None:
-                raise usage(f"{USAGE} (--cdb compares rules text with its cdb; {path} is a cdb)")
-            if data is not None:
-                return lint_cdb(data, name="-", paranoid=opts.paranoid)
-            return lint_cdb(path, paranoid=opts.paranoid)
-        source: str | bytes = path if data is None else data
-        return lint_text(source, filename=path, cdb=opts.cdb, paranoid=opts.paranoid)
+            return _stdin(), None
+        data, st = read(path)
     except OSError as exc:
-        name = exc.filename if isinstance(exc.filename, str) else path
+        raise _unreadable(path, exc) from None
+    return data, st.st_mtime_ns if stat.S_ISREG(st.st_mode) else None
+
+
+def _lint_one(path: str, opts: _Options) -> LintReport:
+    """The report for one operand; Fatal when it cannot be read."""
+    kind = opts.kind
+    contents = None  # read once: detection and lint see the same bytes
+    if kind is None:
+        contents = _read(path)
+        kind = detect_bytes(contents[0], path)
+    if kind == "cdb" and opts.cdb is not None:
+        raise usage(f"{USAGE} (--cdb compares rules text with its cdb; {path} is a cdb)")
+    data, modified = contents or _read(path)
+    if kind == "cdb":
+        return lint_cdb(data, name=path, paranoid=opts.paranoid)
+    try:
+        return lint_text(
+            data, filename=path, cdb=opts.cdb, paranoid=opts.paranoid, modified=modified
+        )
+    except OSError as exc:  # the --cdb database (or the temporary file it is compared with)
+        name = exc.filename if isinstance(exc.filename, str) else str(opts.cdb)
         raise _unreadable(name, exc) from None
 
 

@@ -1,11 +1,12 @@
-"""Which cdb keys a tcprules line can produce, and the address that does.
+"""The forms of tcprules keys: the one place that knows them, from both
+ends of a rules database.
 
-The one place that knows the shapes of tcprules' keys, for the tools that
-read a rules database back: :mod:`pycdb.rules.validate` (is every key one
-tcprules could have written?) and :mod:`pycdb.rules.decompile` (which
-address writes it back?).  Everything follows from ``tcprules.c``
-(ucspi-tcp 0.88), and the tests check each claim against the real
-program:
+**What a tcprules line can write** (docs/rules-language.md §4, §7, §8),
+for the tools that read a database back: :mod:`pycdb.rules.validate` (is
+every key one tcprules could have written?) and
+:mod:`pycdb.rules.decompile` (which address writes it back?).
+Everything follows from ``tcprules.c`` (ucspi-tcp 0.88), and the tests
+check each claim against the real program:
 
 * An address is the text of a line before its first ``:``, and a line
   ends at ``\\n``: no key holds ``:`` or a newline.
@@ -27,15 +28,33 @@ program:
 Nothing else constrains a key: it may be empty, start or end with a space
 or tab (a line is trimmed only after its last instruction), and hold NUL
 or any other byte.
+
+**What a connection can make tcpserver look up** (docs/lookup-order.md
+§1, §2), for :mod:`pycdb.rules.lint`, which judges who can reach each
+key: :func:`lookup_form` names the :data:`Form` of a key some
+connection produces, and gives None for a key none does.  tcpserver
+writes an address without leading zeros (``ip4_fmt``), cuts its prefixes
+just after a ``.``, and writes a host name in lower case with every byte
+but letters, digits, ``-``, ``_`` and the dots between labels as ``\\``
+and three octal digits; an ident answer is whatever the client's ident
+server says.
 """
 
 from __future__ import annotations
 
+import re
+from typing import Literal
+
 __all__ = [
     "DECIMAL",
+    "Form",
     "address_of",
+    "is_address",
+    "is_host_name",
+    "is_ip_prefix",
     "is_range",
     "key_problem",
+    "lookup_form",
     "next_in_range",
     "range_address",
     "range_fields",
@@ -135,3 +154,73 @@ def address_of(key: bytes) -> bytes:
         return key
     start, end, n = range_fields(key)[0]
     return range_address(key, start, end, n)
+
+
+# ---- what a connection looks up -----------------------------------------------
+
+#: The forms of a key that some connection makes tcpserver look up, each
+#: from one step of docs/lookup-order.md §1: the empty key; ``=`` alone;
+#: ``=host``; ``=.suffix``; an address; a prefix of one (``10.1.``);
+#: ``info@address``; ``info@=host``.  Who vouches for each form is
+#: docs/lookup-order.md §3.
+Form = Literal["default", "any-name", "host", "suffix", "ip", "prefix", "ident-ip", "ident-host"]
+
+_LABEL = rb"(?:[a-z0-9_-]|\\[0-7]{3})+"
+_HOST = re.compile(rb"%s(?:\.%s)*\Z" % (_LABEL, _LABEL))
+
+
+def is_address(text: bytes) -> bool:
+    """Whether ``text`` is an IPv4 address as tcpserver writes one: four
+    numbers from 0 to 255 in canonical decimal (no leading zeros), the
+    text a range writes too (:data:`DECIMAL`)."""
+    parts = text.split(b".")
+    return len(parts) == 4 and all(p in _NUMBER for p in parts)
+
+
+def is_ip_prefix(text: bytes) -> bool:
+    """Whether ``text`` is a prefix tcpserver cuts from an address: one to
+    three of its numbers, each followed by its ``.`` (``10.``, ``10.1.2.``)."""
+    if text[-1:] != b".":
+        return False
+    parts = text[:-1].split(b".")
+    return len(parts) <= 3 and all(p in _NUMBER for p in parts)
+
+
+def is_host_name(name: bytes) -> bool:
+    """Whether ``name`` is a host name as tcpserver writes one (djbdns'
+    ``dns_domain_todot``): labels of lower-case letters, digits, ``-``,
+    ``_`` and ``\\ooo`` escapes, joined by single dots, with no dot at
+    either end."""
+    return _HOST.match(name) is not None
+
+
+def lookup_form(key: bytes) -> Form | None:
+    """The :data:`Form` of ``key`` when some connection makes tcpserver
+    look it up; None when none does (``10.0.0.0/8``, ``192.168.1``,
+    ``=Mail.Example.com``, ``joe@10.``).  Only the bytes after the last
+    ``@`` of an ident key are judged: the ident answer before them may be
+    anything.  A key holding ``:`` is taken for an IPv6 address or prefix
+    of the ucspi-tcp-ipv6 dialect and not judged further (tcprules 0.88
+    writes none: :func:`key_problem`)."""
+    if not key:
+        return "default"
+    if 64 in key:  # '@': the ident answer (which may hold '@' itself), '@', the rest
+        target = key[key.rfind(b"@") + 1 :]
+        if target[:1] == b"=":
+            return "ident-host" if is_host_name(target[1:]) else None
+        return "ident-ip" if is_address(target) or 58 in target else None
+    if key[:1] == b"=":
+        name = key[1:]
+        if not name:
+            return "any-name"
+        if name[:1] != b".":
+            return "host" if is_host_name(name) else None
+        # '=.' itself is the root's suffix, as tcpserver writes the root.
+        return "suffix" if name == b"." or is_host_name(name[1:]) else None
+    if is_address(key):
+        return "ip"
+    if is_ip_prefix(key):
+        return "prefix"
+    if 58 in key:  # ':'
+        return "prefix" if key.endswith((b".", b":")) else "ip"
+    return None

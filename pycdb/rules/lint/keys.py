@@ -1,0 +1,193 @@
+"""Which connections reach a key, and, when none does, why not.
+
+:func:`pycdb.rules.forms.lookup_form` says whether some connection makes
+tcpserver look a key up (docs/lookup-order.md §1, §2); this module adds
+what lint tells the person who wrote a key that none reaches: the likely
+mistake (a CIDR network, capitals in a host name, an inline comment, a
+byte order mark, ...) and how to write what was meant.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from typing import NamedTuple
+
+from ..._text import quote
+from ..forms import Form, is_host_name, is_ip_prefix, lookup_form
+from .wording import quote_text
+
+__all__ = ["Dead", "shape"]
+
+_DOTTED = re.compile(rb"[0-9.]+\Z")
+_CIDR4 = re.compile(rb"([0-9]{1,3}(?:\.[0-9]{1,3}){0,3})/([0-9]{1,2})\Z")
+_BOM = b"\xef\xbb\xbf"
+
+
+class Dead(NamedTuple):
+    """A key no connection reaches: the finding's code and message."""
+
+    code: str
+    why: str
+
+
+def shape(key: bytes) -> Form | Dead:
+    """The form of ``key`` among those tcpserver looks up, or, when no
+    connection reaches it, the :class:`Dead` finding that says why."""
+    if key.startswith(_BOM):
+        # tcprules keeps the mark as the first bytes of the first line
+        # (docs/rules-language.md §2), so the first rule's key holds it.
+        return Dead(
+            "never-matches",
+            f"{quote(key[3:])} never matches: the file starts with a UTF-8 byte order mark "
+            "(the bytes EF BB BF), which tcprules keeps as the start of this key; save the "
+            "file without it",
+        )
+    form = lookup_form(key)
+    if form is not None:
+        return form
+    if 64 in key:  # '@'
+        target = key[key.rfind(b"@") + 1 :]
+        if target[:1] == b"=":
+            return _bad_host(target[1:], key, ident=True)
+        return _bad_address(target, key, ident=True)
+    if key[:1] == b"=":
+        return _bad_host(key[1:], key, ident=False)
+    return _bad_address(key, key, ident=False)
+
+
+def _inline_comment(whole: bytes) -> Dead:
+    return Dead(
+        "inline-comment",
+        f"{quote(whole)} never matches: tcprules has no inline comments, so the key is "
+        "everything before the ':', comment and blanks included; put the comment on a "
+        "line of its own, starting with '#'",
+    )
+
+
+def _never(whole: bytes, why: str) -> Dead:
+    return Dead("never-matches", f"{quote(whole)} never matches: {why}")
+
+
+def _bad_host(name: bytes, whole: bytes, ident: bool) -> Dead:
+    """Why ``name``, a host after ``=`` or ``@=`` in the key ``whole``, is
+    no name tcpserver writes (:func:`pycdb.rules.forms.is_host_name`)."""
+    if 35 in name:  # '#'
+        return _inline_comment(whole)
+    if 42 in name:  # '*'
+        return _never(
+            whole,
+            "tcprules has no wildcards (a '*' is just a byte of the key); '=.example.com' "
+            "matches every name under example.com",
+        )
+    if ident and name[:1] == b".":
+        return _never(
+            whole,
+            "an ident rule names one whole host name (tcpserver looks up the ident answer, "
+            "'@=' and the client's full name), not a suffix",
+        )
+    body = name[1:] if name[:1] == b"." else name
+    if is_host_name(body.lower()):
+        fixed = whole[: len(whole) - len(name)] + name.lower()
+        return Dead(
+            "uppercase-host",
+            f"{quote(whole)} never matches: tcpserver lower-cases the host names it gets "
+            f"from DNS; write {quote(fixed)}",
+        )
+    if body.endswith(b".") and is_host_name(body.rstrip(b".").lower()):
+        fixed = whole[: len(whole) - len(name)] + name.rstrip(b".")
+        return _never(
+            whole,
+            f"tcpserver writes host names without a trailing '.'; write {quote(fixed)}",
+        )
+    return _never(
+        whole,
+        "the host names tcpserver compares hold only lower-case letters, digits, '-', '_' "
+        "and dots between labels (any other byte as a \\ooo escape)",
+    )
+
+
+def _cidr_hint(address: bytes, bits: int) -> str:
+    """The tcprules way to write an IPv4 network: a prefix, a range of
+    prefixes, or a range in the last octet (docs/rules-language.md §7).
+    ValueError when ``address/bits`` is no network."""
+    net = ipaddress.IPv4Network(f"{address.decode()}/{bits}", strict=False)
+    octets = str(net.network_address).split(".")
+    if bits == 0:
+        return "the default rule ':' matches every address"
+    whole, rest = divmod(bits, 8)
+    if rest == 0:
+        text = ".".join(octets[:whole]) + ("." if whole < 4 else "")
+        return f"write {quote_text(text)}"
+    low = int(octets[whole])
+    high = low + (1 << (8 - rest)) - 1
+    head = "".join(o + "." for o in octets[:whole])
+    text = f"{head}{low}-{high}" + ("." if whole < 3 else "")
+    return f"write the range {quote_text(text)}"
+
+
+def _bad_address(key: bytes, whole: bytes, ident: bool) -> Dead:
+    """Why ``key``, compared with the client's address text (the part
+    after ``@`` of the key ``whole`` for an ident rule), is no address or
+    prefix tcpserver writes."""
+    if 35 in key:  # '#'
+        return _inline_comment(whole)
+    m = _CIDR4.match(key)
+    if m and not ident:
+        bits = int(m.group(2))
+        try:
+            hint = _cidr_hint(m.group(1), bits) if bits <= 32 else None
+        except ValueError:
+            hint = None
+        if hint is not None:
+            return Dead(
+                "cidr",
+                f"{quote(whole)} never matches: tcprules has no CIDR notation and stores it "
+                f"as a key of its own, which no client address equals; {hint}",
+            )
+    if 42 in key:  # '*'
+        return _never(
+            whole,
+            "tcprules has no wildcards (a '*' is just a byte of the key); a prefix such as "
+            "'10.1.' matches every address that starts with it",
+        )
+    if key != key.strip(b" \t"):
+        return _never(
+            whole,
+            "the blanks around the address are part of the key (tcprules only trims the end "
+            "of the line)",
+        )
+    if ident and is_ip_prefix(key):
+        return _never(
+            whole,
+            "an ident rule names one whole address (tcpserver looks up the ident answer, '@' "
+            "and the client's full address), not a prefix",
+        )
+    if _DOTTED.match(key):
+        parts = key.split(b".")
+        if any(len(p) > 1 and p[:1] == b"0" for p in parts):
+            fixed = b".".join(p.lstrip(b"0") or b"0" for p in parts)
+            why = f"tcpserver writes addresses without leading zeros ({quote(fixed)})"
+        elif any(p and int(p) > 255 for p in parts):
+            why = "an address byte is at most 255"
+        elif b"" not in parts and len(parts) < 4:
+            why = (
+                "a key without a trailing '.' is compared with the whole address; for every "
+                f"address that starts with it, write the prefix {quote(key + b'.')}"
+            )
+        elif len(parts) == 5 and parts[4] == b"":
+            why = f"an address has four parts; write {quote(key[:-1])}"
+        else:
+            why = "it is neither an address (1.2.3.4) nor a prefix (1.2.3.)"
+        return _never(whole, why)
+    if not ident and is_host_name(key.lower()):
+        return _never(
+            whole,
+            "tcpserver compares a key without '=' or '@' with the client's address; a rule "
+            f"for a host name is written {quote(b'=' + key.lower())}",
+        )
+    return _never(
+        whole,
+        "it is neither an address, a prefix such as '10.1.', '=' and a host name, nor "
+        "'user@' and one of those",
+    )
