@@ -291,3 +291,8 @@ class RulesCompiler:
 
     def line(self) -> int:
         return int(self._st.lineno)
+
+    def skipped(self) -> tuple[int, list[int]]:
+        st = self._st
+        count = int(st.skipped)
+        return count, [int(n) for n in st.skipped_at[0 : min(count, len(st.skipped_at))]]

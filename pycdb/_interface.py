@@ -96,6 +96,11 @@ class RulesCompilerAPI(Protocol):
         """The number of the line being compiled (after an error: its line)."""
         ...
 
+    def skipped(self) -> tuple[int, list[int]]:
+        """How many lines held text but no ``:`` (tcprules skips them
+        without a word), and the numbers of the first few."""
+        ...
+
 
 class Backend(Protocol):
     """A backend module."""

@@ -160,6 +160,8 @@ typedef struct pycdb_rules_status {
     uint64_t linelen;     /*   by the parser, freed with it) */
     uint64_t klen;        /* after PYCDB_ETOOBIG: the record refused */
     uint64_t dlen;
+    uint64_t skipped;     /* lines with text but no ':', which tcprules */
+    uint64_t skipped_at[8]; /* skips without a word; the first ones' numbers */
 } pycdb_rules_status;
 
 typedef struct pycdb_rules pycdb_rules;

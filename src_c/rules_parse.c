@@ -212,8 +212,14 @@ static int line(pycdb_rules *r, const unsigned char *x, size_t len)
     while (len && (x[len - 1] == '\n' || x[len - 1] == ' ' || x[len - 1] == '\t'))
         --len;
     colon = memchr(x, ':', len);
-    if (!colon)
+    if (!colon) {
+        if (len) {
+            if (r->st->skipped < sizeof r->st->skipped_at / sizeof r->st->skipped_at[0])
+                r->st->skipped_at[r->st->skipped] = r->st->lineno;
+            r->st->skipped += 1;
+        }
         return 0;
+    }
 
     /* Every instruction ",N=dVd" becomes "+N=V\0", one byte shorter, and
      * "deny" becomes "D\0": the data never outgrows the line. */

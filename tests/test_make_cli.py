@@ -92,7 +92,14 @@ REFUSED = {"bad-crlf.rules": 1, "bad-ipv6.rules": 2, "bad-space.rules": 3, "bad-
 @pytest.mark.parametrize("name", GOLDEN)
 def test_golden(name: str, tmp_path: Path) -> None:
     code, out, err = make_in(tmp_path, "out.cdb", "out.tmp", stdin=RULES / name)
-    assert (code, out, err) == (0, "", "")
+    # instructions.rules has a line without ':' (line 9), which tcprules skips
+    warned = (
+        f"pycdb: warning: {RULES / name}:9: no ':' on this line, so tcprules skips it "
+        "without a word (a rule is ADDRESS:allow or ADDRESS:deny)\n"
+        if name == "instructions.rules"
+        else ""
+    )
+    assert (code, out, err) == (0, "", warned)
     assert (tmp_path / "out.cdb").read_bytes() == (RULES / f"{name}.cdb").read_bytes()
     assert (tmp_path / "out.cdb").stat().st_mode & 0o777 == 0o644 & ~_umask()
 
@@ -430,3 +437,55 @@ def test_memory_is_flat_in_the_number_of_lines(tmp_path: Path, backend: str) -> 
     assert peak_rss_kib(backend, comments, tmp_path) - base < 4096  # 30 MB read, < 4 MiB held
     per_record = (sizes[150_000] - sizes[50_000]) * 1024 / 100_000
     assert per_record <= 48, per_record
+
+
+# ---- words for the mistakes people make ------------------------------------------
+
+
+def test_lines_without_a_colon_are_skipped_with_a_warning(tmp_path: Path) -> None:
+    """tcprules skips '192.0.2.9 allow' without a word; pycdb says so, with
+    the line number, and still builds the same database (exit 0)."""
+    text = b"# header\n192.0.2.9 allow\n127.:allow\n  \t\n10.0.0.1 deny\n:deny\n"
+    (tmp_path / "rules").write_bytes(text)
+    code, out, err = make_in(tmp_path, "a.cdb", "a.tmp", stdin=tmp_path / "rules")
+    assert (code, out) == (0, "")
+    name = tmp_path / "rules"
+    assert err == "".join(
+        f"pycdb: warning: {name}:{n}: no ':' on this line, so tcprules skips it without a "
+        "word (a rule is ADDRESS:allow or ADDRESS:deny)\n"
+        for n in (2, 5)
+    )
+    theirs = run_ref("tcprules", "b.cdb", "b.tmp", input=text, cwd=tmp_path)
+    assert (theirs.returncode, theirs.stderr) == (0, b"")
+    assert (tmp_path / "a.cdb").read_bytes() == (tmp_path / "b.cdb").read_bytes()
+
+
+def test_many_lines_without_a_colon(tmp_path: Path) -> None:
+    text = b"".join(b"10.0.0.%d allow\n" % i for i in range(20)) + b":deny\n"
+    (tmp_path / "rules").write_bytes(text * 100)  # and past the bulk compiler's block
+    code, _, err = make_in(tmp_path, "a.cdb", "a.tmp", stdin=tmp_path / "rules")
+    lines = err.splitlines()
+    assert code == 0 and len(lines) == 9
+    assert lines[7].startswith(f"pycdb: warning: {tmp_path / 'rules'}:8: no ':'")
+    assert lines[8] == f"pycdb: warning: {tmp_path / 'rules'}: 1992 more lines without ':' skipped"
+
+
+def test_a_byte_order_mark_is_named(tmp_path: Path) -> None:
+    (tmp_path / "rules").write_bytes(b"\xef\xbb\xbf# rules for mail\n127.:allow\n")
+    code, _, err = make_in(tmp_path, "a.cdb", "a.tmp", stdin=tmp_path / "rules")
+    assert code == 0
+    assert "1: the text starts with a UTF-8 byte order mark (bytes EF BB BF)" in err
+    (tmp_path / "rules").write_bytes(b"\xef\xbb\xbf127.:allowed\n")
+    code, _, err = make_in(tmp_path, "a.cdb", "a.tmp", stdin=tmp_path / "rules")
+    assert code == 100 and "the line starts with a UTF-8 byte order mark" in err
+
+
+def test_typographic_quotes_are_named_and_columns_counted_in_characters(
+    tmp_path: Path,
+) -> None:
+    line = "127.:allow,RELAYCLIENT=\u201c\u201d"
+    (tmp_path / "rules").write_bytes(line.encode() + b"\n")
+    code, _, err = make_in(tmp_path, "a.cdb", "a.tmp", stdin=tmp_path / "rules")
+    assert code == 100
+    assert f"at column {line.index(chr(0x201D)) + 1}, found '\u201d'" in err
+    assert "typographic quotes (\u201c \u201d)" in err and "write plain ASCII quotes" in err

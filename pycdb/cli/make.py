@@ -40,9 +40,9 @@ from collections.abc import Iterator
 
 from .._files import looks_like_text
 from ..errors import RulesSyntaxError, TooLargeError
-from ..rules.compiler import compile_into
+from ..rules.compiler import Skipped, compile_into
 from ..writer import Writer
-from ._util import Fatal, oserror_text, usage, write_out
+from ._util import Fatal, oserror_text, usage, write_err, write_out
 
 USAGE = "pycdb make RULES.cdb RULES.tmp < RULES"
 
@@ -155,7 +155,11 @@ def _preflight(target: str, tmp: str, source: os.stat_result | None, name: str) 
         )
 
 
-def _read_stdin() -> Iterator[bytes]:
+BOM = b"\xef\xbb\xbf"
+
+
+def _read_stdin(name: str) -> Iterator[bytes]:
+    first = True
     while True:
         try:
             chunk = os.read(0, CHUNK)  # EINTR is retried by Python itself
@@ -163,7 +167,26 @@ def _read_stdin() -> Iterator[bytes]:
             raise Fatal(111, f"unable to read input: {oserror_text(exc)}") from None
         if not chunk:
             return
+        if first and chunk.startswith(BOM):
+            write_err(
+                f"pycdb: warning: {name}:1: the text starts with a UTF-8 byte order mark "
+                "(bytes EF BB BF), which tcprules reads as the first bytes of line 1: a "
+                "comment there is no comment, an address there never matches; save the "
+                "file without it\n"
+            )
+        first = False
         yield chunk
+
+
+def _warn_skipped(name: str, skipped: Skipped) -> None:
+    for lineno in skipped.first:
+        write_err(
+            f"pycdb: warning: {name}:{lineno}: no ':' on this line, so tcprules skips it "
+            "without a word (a rule is ADDRESS:allow or ADDRESS:deny)\n"
+        )
+    more = skipped.count - len(skipped.first)
+    if more > 0:
+        write_err(f"pycdb: warning: {name}: {more} more lines without ':' skipped\n")
 
 
 def main(command: str, args: list[str]) -> int:
@@ -194,8 +217,9 @@ def main(command: str, args: list[str]) -> int:
         writer = Writer(target, tmp_path=tmp)
     except OSError as exc:
         raise Fatal(111, f"unable to create {tmp}: {oserror_text(exc)}") from None
+    skipped = Skipped()
     try:
-        compile_into(writer, _read_stdin(), name)
+        compile_into(writer, _read_stdin(name), name, skipped)
     except RulesSyntaxError as exc:
         writer.abort()
         raise Fatal(100, str(exc)) from None
@@ -219,4 +243,5 @@ def main(command: str, args: list[str]) -> int:
         ) from None
     except MemoryError:
         raise Fatal(111, "out of memory") from None
+    _warn_skipped(name, skipped)
     return 0

@@ -8,10 +8,11 @@ errors (docs/rules-language.md).
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Iterable
 from itertools import repeat
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING, Callable, ClassVar
 
 from ..errors import LineRefused, RulesSyntaxError, TooLargeError
 from .language import Source, action_and_env, expand, source_chunks, syntax_error, trim
@@ -21,18 +22,37 @@ from .reading import blocks, gather
 if TYPE_CHECKING:
     from ..writer import Writer
 
-__all__ = ["compile", "compile_chunks", "compile_into"]
+__all__ = ["Skipped", "compile", "compile_chunks", "compile_into"]
 
 
 _CACHE_SIZE = 4096
 
 
-def _bulk(block: bytes, cache: dict[bytes, bytes]) -> tuple[list[bytes], list[bytes]]:
+@dataclasses.dataclass
+class Skipped:
+    """The lines tcprules skips without a word because they hold text but
+    no ``:`` (``192.0.2.9 allow``): how many, and the numbers of the
+    first :data:`KEPT` of them."""
+
+    KEPT: ClassVar[int] = 8
+
+    count: int = 0
+    first: list[int] = dataclasses.field(default_factory=list)
+
+    def add(self, lineno: int) -> None:
+        if len(self.first) < self.KEPT:
+            self.first.append(lineno)
+        self.count += 1
+
+
+def _bulk(block: bytes, cache: dict[bytes, bytes]) -> tuple[list[bytes], list[bytes]] | None:
     """(keys, data) of every record of a block of lines, in order.  The
     data of the text after the colon, which repeats from line to line in
     real files, comes from ``cache`` (keyed by the untrimmed text: only
-    blanks are trimmed, so the first ':' never moves).  Raises ``LineRefused`` if
-    any line is refused, without saying which (see :func:`_slow`)."""
+    blanks are trimmed, so the first ':' never moves).  Raises
+    ``LineRefused`` if any line is refused, without saying which, and
+    returns None for a block with a line tcprules skips for want of a
+    ``:``: :func:`_slow` then says which."""
     keys: list[bytes] = []
     values: list[bytes] = []
     key = keys.append
@@ -44,6 +64,8 @@ def _bulk(block: bytes, cache: dict[bytes, bytes]) -> tuple[list[bytes], list[by
     # An empty line, or one without ':', has no separator.
     for address, colon, rest in map(bytes.partition, lines, repeat(b":")):
         if not colon:
+            if address and address.strip(b" \t"):
+                return None
             continue
         data = get(rest)
         if data is None:
@@ -61,7 +83,13 @@ def _bulk(block: bytes, cache: dict[bytes, bytes]) -> tuple[list[bytes], list[by
     return keys, values
 
 
-def _slow(block: bytes, lineno: int, add: Callable[[bytes, bytes], None], filename: str) -> int:
+def _slow(
+    block: bytes,
+    lineno: int,
+    add: Callable[[bytes, bytes], None],
+    filename: str,
+    skipped: Skipped | None,
+) -> int:
     """Compile a block one line and one record at a time, so an error
     names its line and happens where tcprules meets it (a record that
     does not fit before a bad line, or the other way round).  ``lineno``
@@ -74,6 +102,8 @@ def _slow(block: bytes, lineno: int, add: Callable[[bytes, bytes], None], filena
         line = trim(line)
         colon = line.find(b":")
         if colon < 0:
+            if line and skipped is not None:
+                skipped.add(lineno)
             continue
         try:
             data = action_and_env(line, colon)[2]
@@ -98,13 +128,15 @@ def compile_chunks(
     add: Callable[[bytes, bytes], None],
     filename: str,
     add_many: Callable[[list[bytes], list[bytes]], None] | None = None,
+    skipped: Skipped | None = None,
 ) -> int:
     """The pure backend's compiler: the records of the rules in ``chunks``,
     in tcprules' order, given to ``add(key, data)`` or, a block of lines
     at a time, to ``add_many(keys, datas)`` (all or nothing); returns the
-    number of records.  A block that fails in bulk, for a refused line or
-    a record past the size limit, is redone line by line for the exact
-    error."""
+    number of records, and counts in ``skipped`` the lines skipped for
+    want of a ``:``.  A block that fails in bulk, for a refused line, a
+    record past the size limit or a skipped line, is redone line by line
+    for the exact error or line number."""
     records = 0
     lineno = 0
     cache: dict[bytes, bytes] = {}
@@ -113,15 +145,17 @@ def compile_chunks(
     for block in blocks(chunks):
         if add_many is not None:
             try:
-                keys, values = _bulk(block, cache)
-                add_many(keys, values)
+                done = _bulk(block, cache)
+                if done is not None:
+                    add_many(*done)
             except (LineRefused, TooLargeError):
                 pass
             else:
-                records += len(keys)
-                lineno += block.count(b"\n") + 1
-                continue
-        records += _slow(block, lineno, add, filename)
+                if done is not None:
+                    records += len(done[0])
+                    lineno += block.count(b"\n") + 1
+                    continue
+        records += _slow(block, lineno, add, filename, skipped)
         lineno += block.count(b"\n") + 1
     return records
 
@@ -157,14 +191,19 @@ def compile(  # noqa: A001 - the verb of the domain, as in tcprules
     return count
 
 
-def compile_into(writer: Writer, chunks: Iterable[bytes], filename: str) -> int:
+def compile_into(
+    writer: Writer, chunks: Iterable[bytes], filename: str, skipped: Skipped | None = None
+) -> int:
     """Add the records of rules text given in chunks to an open
     :class:`pycdb.Writer` (not committed: the caller decides); returns
-    their number.  The backend the Writer bound to does the work: the C
-    core's compiler, or this module's reference one feeding its maker."""
+    their number, and counts in ``skipped`` the lines tcprules skips for
+    want of a ``:``.  The backend the Writer bound to does the work: the
+    C core's compiler, or this module's reference one feeding its
+    maker.  Raises RulesSyntaxError, TooLargeError (naming the line),
+    OSError, MemoryError."""
     impl, maker = writer._backend_maker()
     if impl.RulesCompiler is None:
-        return compile_chunks(chunks, maker.add, filename, maker.add_many)
+        return compile_chunks(chunks, maker.add, filename, maker.add_many, skipped)
 
     def refused(lineno: int, line: bytes, code: int, pos: int) -> Exception:
         return RulesSyntaxError(filename, lineno, line, reason(code, line, pos))
@@ -173,6 +212,11 @@ def compile_into(writer: Writer, chunks: Iterable[bytes], filename: str) -> int:
     try:
         for chunk in chunks:
             compiler.feed(chunk)
-        return compiler.end()
+        records = compiler.end()
     except TooLargeError as exc:
         raise TooLargeError(f"{filename}:{compiler.line()}: {exc}") from None
+    if skipped is not None:
+        count, first = compiler.skipped()
+        skipped.count += count
+        skipped.first += first[: Skipped.KEPT - len(skipped.first)]
+    return records

@@ -30,8 +30,10 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import IO, Any, Union, cast
 
+from .._files import open_read
 from ..errors import LineRefused, RulesSyntaxError
 from .data import Action, Env, encode, pick_delimiter
+from .forms import is_range
 from .messages import E_ACTION, E_HIGH, E_INSTR, E_LOW, E_NODELIM, E_NOEQ, E_UNTERM, reason
 from .reading import CHUNK, FileChunks, gather, lines
 
@@ -163,7 +165,7 @@ def expand(address: bytes) -> list[bytes]:
     a bound that is not a number."""
     # Byte tests spelled as integers: `45 in b` is a memchr, while
     # `b"-" in b` goes through the buffer protocol and costs ten times more.
-    if 45 not in address or 61 in address or 64 in address:  # '-', '=', '@'
+    if 45 not in address or 61 in address or 64 in address:  # forms.is_range, inlined
         return [address]
     dash = address.find(b"-")
     left = address.rfind(b".", 0, dash) + 1
@@ -198,7 +200,7 @@ def range_bounds(address: bytes) -> tuple[int, int] | None:
     the keys are the numbers from low to ``min(high, 255)``).  For tools
     that explain a range, e.g. one that adds no key.  Raises ValueError
     for a bound that is not a number (tcprules refuses the line)."""
-    if 45 not in address or 61 in address or 64 in address:  # '-', '=', '@'
+    if not is_range(address):
         return None
     dash = address.find(b"-")
     left = address.rfind(b".", 0, dash) + 1
@@ -318,7 +320,8 @@ def source_chunks(source: Source, filename: str | None = None) -> tuple[str, Ite
         return filename or "<bytes>", [bytes(source)]
     if isinstance(source, (str, os.PathLike)):
         path = os.fspath(source)
-        return filename or path, FileChunks(open(path, "rb"), close=True)  # noqa: SIM115
+        fd, _ = open_read(path, streams=True)  # never waits at open on a FIFO
+        return filename or path, FileChunks(os.fdopen(fd, "rb"), close=True)
     if hasattr(source, "read"):
         name = getattr(source, "name", None)
         stream = cast("IO[bytes]", source)

@@ -17,6 +17,37 @@ E_LOW = 6  # a range's low bound is not a number
 E_HIGH = 7  # a range's high bound is not a number
 
 
+def _start(line: bytes, pos: int) -> int:
+    """The first byte of the UTF-8 character that holds byte ``pos``."""
+    if pos >= len(line):
+        return pos
+    start = pos
+    while start > 0 and start > pos - 3 and 0x80 <= line[start] < 0xC0:
+        start -= 1
+    if start < pos and line[start] < 0xC0:  # not a lead byte: not UTF-8 after all
+        return pos
+    return start
+
+
+def _column(line: bytes, pos: int) -> int:
+    """The column, counted in characters as an editor counts them, of the
+    character that holds byte ``pos`` of ``line`` (UTF-8 where it decodes,
+    one column per other byte)."""
+    start = _start(line, min(pos, len(line)))
+    return len(line[:start].decode("utf-8", "replace")) + 1
+
+
+def _char(line: bytes, pos: int) -> str:
+    """The character (or byte) at byte ``pos``, shown."""
+    start = _start(line, pos)
+    for end in range(start + 1, min(start + 4, len(line)) + 1):
+        try:
+            return show(line[start:end].decode("utf-8").encode("utf-8"))
+        except UnicodeDecodeError:
+            continue
+    return show(line[pos : pos + 1])
+
+
 def _found(line: bytes, pos: int) -> str:
     if pos >= len(line):
         return "the end of the line"
@@ -27,7 +58,13 @@ def _found(line: bytes, pos: int) -> str:
         return "a tab"
     if c == 13:
         return "a carriage return"
-    return f"'{show(line[pos : pos + 1])}'"
+    return f"'{_char(line, pos)}'"
+
+
+#: Quotation marks a word processor or web page puts where a rule wants
+#: a plain '"'.
+TYPOGRAPHIC = "\u201c\u201d\u201e\u201f\u2018\u2019\u201a\u201b\u00ab\u00bb\u2039\u203a"
+BOM = b"\xef\xbb\xbf"
 
 
 CRLF = (
@@ -42,7 +79,7 @@ def reason(code: int, line: bytes, pos: int) -> str:
     cr_at_end = line.endswith(b"\r")
     if cr_at_end and pos == len(line) - 1 and code in (E_ACTION, E_INSTR, E_NODELIM):
         return CRLF
-    col = pos + 1
+    col = _column(line, pos)
     if code == E_ACTION:
         word = line[pos:].split(b",", 1)[0][:24]
         text = (
@@ -78,10 +115,10 @@ def reason(code: int, line: bytes, pos: int) -> str:
     elif code == E_NODELIM:
         text = (
             f"expected a delimiter (such as '\"') to open the value after '=' at column "
-            f"{pos}, found the end of the line"
+            f"{_column(line, pos - 1)}, found the end of the line"
         )
     elif code == E_UNTERM:
-        d = show(line[pos : pos + 1])
+        d = _char(line, pos)
         text = (
             f"the value opened by '{d}' at column {col} is not closed: no second '{d}' on the line"
         )
@@ -101,6 +138,18 @@ def reason(code: int, line: bytes, pos: int) -> str:
         )
     else:  # pragma: no cover - both backends only report the codes above
         text = f"error code {code} at column {col}"
+    quotes = sorted({q for q in line.decode("utf-8", "replace") if q in TYPOGRAPHIC})
+    if quotes:
+        text += (
+            f"; the line holds typographic quotes ({' '.join(quotes)}), as pasted from a web "
+            "page or a word processor: tcprules delimits a value with one byte, so write "
+            "plain ASCII quotes, as in ',RELAYCLIENT=\"\"'"
+        )
+    if line.startswith(BOM):
+        text += (
+            "; the line starts with a UTF-8 byte order mark (bytes EF BB BF), which tcprules "
+            "reads as part of it: save the file without it"
+        )
     if cr_at_end:
         text += "; also, " + CRLF
     return text

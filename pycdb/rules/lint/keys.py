@@ -168,7 +168,7 @@ def _bad_address(key: bytes, whole: bytes, ident: bool) -> Dead:
         if any(len(p) > 1 and p[:1] == b"0" for p in parts):
             fixed = b".".join(p.lstrip(b"0") or b"0" for p in parts)
             why = f"tcpserver writes addresses without leading zeros ({quote(fixed)})"
-        elif any(p and int(p) > 255 for p in parts):
+        elif any(len(p) > 3 or (p and int(p) > 255) for p in parts):
             why = "an address byte is at most 255"
         elif b"" not in parts and len(parts) < 4:
             why = (
