@@ -12,7 +12,7 @@ import os
 from collections.abc import Iterator
 
 import pytest
-from helpers import SLOW, STRICT
+from helpers import SLOW, unavailable
 from hypothesis import HealthCheck, settings
 
 from pycdb import _backend
@@ -43,8 +43,6 @@ def backend(request: pytest.FixtureRequest) -> Iterator[str]:
     if name == "cffi":
         problem = _cffi_problem()
         if problem:
-            if STRICT:
-                pytest.fail(f"CI expects the cffi backend, but it is not loaded: {problem}")
-            pytest.skip(f"cffi backend unavailable: {problem}")
+            unavailable(f"the cffi backend is not loaded: {problem}")
     with _backend.use(name):
         yield name

@@ -8,6 +8,7 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import NoReturn
 
 import pytest
 
@@ -16,18 +17,24 @@ SLOW = os.environ.get("PYCDB_SLOW") == "1"
 FIXTURES = Path(__file__).parent / "fixtures"
 
 
+def unavailable(message: str) -> NoReturn:
+    """Something a test needs is missing (a reference program, a tool, the
+    cffi backend): the test is skipped on a developer's machine, and fails
+    in CI (STRICT), where a skip would hide that it never ran."""
+    if STRICT:
+        pytest.fail(message)
+    pytest.skip(message)
+
+
 def ref(program: str) -> str:
     """The path of a reference program (tcprules, cdbmake, cdb, ...):
     skips the test locally when it is missing, fails it in CI."""
     path = shutil.which(program)
     if path is None:
-        message = (
+        unavailable(
             f"reference program {program!r} is not installed "
             "(apt-get install ucspi-tcp freecdb tinycdb)"
         )
-        if STRICT:
-            pytest.fail(message)
-        pytest.skip(message)
     return path
 
 

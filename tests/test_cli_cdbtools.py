@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from helpers import FIXTURES, SLOW, ref
+from helpers import FIXTURES, SLOW, ref, unavailable
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -890,7 +890,7 @@ def test_error_text_is_djbs() -> None:
 def console_script() -> str:
     path = Path(sysconfig.get_path("scripts")) / "pycdb"
     if not path.exists():
-        pytest.skip("the pycdb console script is not installed next to this python")
+        unavailable("the pycdb console script is not installed next to this python")
     return str(path)
 
 

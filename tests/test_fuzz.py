@@ -16,10 +16,11 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import NoReturn
 
 import pytest
 from corehelpers import backends
-from helpers import SLOW, STRICT
+from helpers import SLOW, unavailable
 
 ROOT = Path(__file__).resolve().parent.parent
 FUZZ = ROOT / "fuzz"
@@ -33,11 +34,8 @@ def backend() -> Iterator[None]:
     yield None
 
 
-def missing(tool: str, how: str) -> None:
-    message = f"{tool} is not available ({how})"
-    if STRICT:
-        pytest.fail(message)
-    pytest.skip(message)
+def missing(tool: str, how: str) -> NoReturn:
+    unavailable(f"{tool} is not available ({how})")
 
 
 @pytest.fixture

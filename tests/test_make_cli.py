@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from helpers import FIXTURES, ref, run_measured, run_ref
+from helpers import FIXTURES, ref, run_measured, run_ref, unavailable
 
 import pycdb
 
@@ -234,7 +234,7 @@ def test_stdin_name_in_messages(tmp_path: Path, backend: str) -> None:
 def test_end_to_end_script(tmp_path: Path, backend: str) -> None:
     script = shutil.which("pycdb")
     if script is None:
-        pytest.skip("the pycdb script is not installed")
+        unavailable("the pycdb script is not installed")
     with open(RULES / "tcp.smtp", "rb") as stdin:
         proc = subprocess.run(
             [script, "make", "x.cdb", "x.tmp"],

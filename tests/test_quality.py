@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from helpers import STRICT
+from helpers import unavailable
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -25,9 +25,7 @@ def backend() -> Iterator[None]:
 def tool(name: str) -> str:
     path = shutil.which(name) or str(Path(sys.executable).with_name(name))
     if not Path(path).exists():
-        if STRICT:
-            pytest.fail(f"{name} is not installed (pip install '.[test]')")
-        pytest.skip(f"{name} is not installed")
+        unavailable(f"{name} is not installed (pip install '.[test]')")
     return path
 
 
