@@ -3,12 +3,14 @@
 When CI is set, or PYCDB_REQUIRE_CFFI=1, a missing cffi backend fails the
 run instead of skipping its half.  The installed package is what is
 tested: pytest runs with ``--import-mode=importlib`` and only tests/ on
-sys.path, so an unbuilt source tree can never stand in for it.
+sys.path, so an unbuilt source tree can never stand in for it; the
+subprocesses the tests start go through helpers.python()/script() and
+helpers.child_env(), which keep that true for them and hand them the
+active backend.
 """
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 
 import pytest
@@ -16,10 +18,6 @@ from helpers import SLOW, unavailable
 from hypothesis import HealthCheck, settings
 
 from pycdb import _backend
-
-# Python subprocesses the tests start (``python -c ...``) must import the
-# installed pycdb too, not the source tree in the working directory.
-os.environ["PYTHONSAFEPATH"] = "1"
 
 _COMMON = dict(
     deadline=None,

@@ -7,10 +7,14 @@ import os
 import shutil
 import subprocess
 import sys
+import sysconfig
+from collections.abc import Mapping
 from pathlib import Path
 from typing import NoReturn
 
 import pytest
+
+import pycdb
 
 STRICT = bool(os.environ.get("CI")) or os.environ.get("PYCDB_REQUIRE_CFFI") == "1"
 SLOW = os.environ.get("PYCDB_SLOW") == "1"
@@ -36,6 +40,50 @@ def ref(program: str) -> str:
             "(apt-get install ucspi-tcp freecdb tinycdb)"
         )
     return path
+
+
+# ---- subprocesses that run pycdb ---------------------------------------------
+#
+# A test that starts ``python -c ...`` or the ``pycdb`` command must test
+# what the test itself tests: the installed package (not the source tree
+# in the working directory) and the backend the autouse ``backend``
+# fixture made active.  Every such subprocess is started with these
+# helpers: python() or script() for the command, child_env() for the
+# environment.
+
+
+def python(*args: str) -> list[str]:
+    """The command line ``python ARGS`` for this interpreter, isolated
+    (``-I``): neither the working directory (for ``-c``; the unbuilt source
+    tree when pytest runs from the checkout) nor a script's directory goes
+    on sys.path, and PYTHON* variables are ignored.  ``-I`` behaves the
+    same on every CPython since 3.4; ``-P`` and PYTHONSAFEPATH, which keep
+    only the path out, exist from 3.11 on."""
+    return [sys.executable, "-I", *args]
+
+
+def script(name: str) -> str:
+    """The console script ``name`` (``pycdb``, ``ruff``, ``mypy``) installed
+    with this interpreter, never one found elsewhere on PATH."""
+    path = Path(sysconfig.get_path("scripts")) / name
+    if not path.exists():
+        unavailable(f"{name} is not installed beside {sys.executable} (pip install '.[test]')")
+    return str(path)
+
+
+def child_env(
+    env: Mapping[str, str] | Mapping[bytes, bytes] | None = None, *, backend: str | None = None
+) -> dict[str, str]:
+    """The environment for a subprocess that runs pycdb: ``env`` (by
+    default this process's own) with PYCDB_BACKEND set to ``backend``, by
+    default the backend active in the calling test, so that the child
+    tests the same backend as the test's parameter.  Bytes names and
+    values are kept byte for byte (as surrogate escapes, which subprocess
+    encodes back)."""
+    base = os.environ if env is None else env
+    out = {os.fsdecode(name): os.fsdecode(value) for name, value in base.items()}
+    out["PYCDB_BACKEND"] = backend or pycdb.BACKEND
+    return out
 
 
 def run_ref(
@@ -71,9 +119,8 @@ def run_measured(
 ) -> tuple[subprocess.CompletedProcess[bytes], int]:
     """Run ``argv`` (argv[0] a path) and return (its result, its peak RSS
     in KiB).  ``kwargs`` go to subprocess.run (stdin, cwd, env, ...)."""
-    proc = subprocess.run(
-        [sys.executable, "-S", "-c", _MEASURE, *argv], capture_output=True, **kwargs
-    )  # type: ignore[call-overload]
+    command = [*python("-S", "-c", _MEASURE), *argv]
+    proc = subprocess.run(command, capture_output=True, **kwargs)  # type: ignore[call-overload]
     out, _, tail = proc.stdout.rstrip(b"\n").rpartition(b"\n")
     code, kib = tail.split()
     done = subprocess.CompletedProcess(argv, int(code), out, proc.stderr)

@@ -21,8 +21,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from helpers import FIXTURES
-from rules_helpers import PYCDB
+from helpers import FIXTURES, child_env, script
 
 import pycdb
 from pycdb.cli import main
@@ -106,13 +105,17 @@ def test_the_installed_command(tmp_path: Path) -> None:
     and standard input as ``-`` (detected as text or as a cdb)."""
     work = prepare(tmp_path)
     ((args, expected, code), *_) = transcript(LINT / "open-relay.expected")
-    done = subprocess.run([PYCDB, "lint", *args], cwd=work, capture_output=True, timeout=60)
+    command = script("pycdb")
+    done = subprocess.run(
+        [command, "lint", *args], cwd=work, capture_output=True, env=child_env(), timeout=60
+    )
     assert (done.stdout.decode(), done.stderr, done.returncode) == (expected, b"", code)
     for name in ("open-relay.rules", "open-relay.cdb"):
         done = subprocess.run(
-            [PYCDB, "lint", "-"],
+            [command, "lint", "-"],
             input=(work / name).read_bytes(),
             capture_output=True,
+            env=child_env(),
             timeout=60,
         )
         assert done.returncode == 1 and done.stdout.count(b"[open-relay]") == 3

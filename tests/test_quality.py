@@ -4,14 +4,12 @@ once, not once per backend."""
 
 from __future__ import annotations
 
-import shutil
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from helpers import unavailable
+from helpers import script
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -20,13 +18,6 @@ ROOT = Path(__file__).resolve().parent.parent
 def backend() -> Iterator[None]:
     """Not a per-backend test: run it once."""
     yield None
-
-
-def tool(name: str) -> str:
-    path = shutil.which(name) or str(Path(sys.executable).with_name(name))
-    if not Path(path).exists():
-        unavailable(f"{name} is not installed (pip install '.[test]')")
-    return path
 
 
 @pytest.mark.parametrize(
@@ -38,10 +29,10 @@ def tool(name: str) -> str:
     ids=["lint", "format"],
 )
 def test_ruff(args: list[str]) -> None:
-    done = subprocess.run([tool("ruff"), *args], cwd=ROOT, capture_output=True, text=True)
+    done = subprocess.run([script("ruff"), *args], cwd=ROOT, capture_output=True, text=True)
     assert done.returncode == 0, done.stdout + done.stderr
 
 
 def test_mypy_strict() -> None:
-    done = subprocess.run([tool("mypy")], cwd=ROOT, capture_output=True, text=True)
+    done = subprocess.run([script("mypy")], cwd=ROOT, capture_output=True, text=True)
     assert done.returncode == 0, done.stdout + done.stderr
