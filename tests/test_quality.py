@@ -23,8 +23,8 @@ def backend() -> Iterator[None]:
 @pytest.mark.parametrize(
     "args",
     [
-        ["check", "pycdb", "tests", "benchmarks", "fuzz"],
-        ["format", "--check", "pycdb", "tests", "benchmarks", "fuzz"],
+        ["check", "pycdb", "tests", "benchmarks", "fuzz", "noxfile.py"],
+        ["format", "--check", "pycdb", "tests", "benchmarks", "fuzz", "noxfile.py"],
     ],
     ids=["lint", "format"],
 )
