@@ -3,23 +3,21 @@
 When CI is set, or PYCDB_REQUIRE_CFFI=1, a missing cffi backend fails the
 run instead of skipping its half.  The installed package is what is
 tested: pytest runs with ``--import-mode=importlib`` and only tests/ on
-sys.path, so an unbuilt source tree can never stand in for it.
+sys.path, so an unbuilt source tree can never stand in for it; the
+subprocesses the tests start go through helpers.python()/script() and
+helpers.child_env(), which keep that true for them and hand them the
+active backend.
 """
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 
 import pytest
-from helpers import SLOW, STRICT
+from helpers import SLOW, unavailable
 from hypothesis import HealthCheck, settings
 
 from pycdb import _backend
-
-# Python subprocesses the tests start (``python -c ...``) must import the
-# installed pycdb too, not the source tree in the working directory.
-os.environ["PYTHONSAFEPATH"] = "1"
 
 _COMMON = dict(
     deadline=None,
@@ -43,8 +41,6 @@ def backend(request: pytest.FixtureRequest) -> Iterator[str]:
     if name == "cffi":
         problem = _cffi_problem()
         if problem:
-            if STRICT:
-                pytest.fail(f"CI expects the cffi backend, but it is not loaded: {problem}")
-            pytest.skip(f"cffi backend unavailable: {problem}")
+            unavailable(f"the cffi backend is not loaded: {problem}")
     with _backend.use(name):
         yield name

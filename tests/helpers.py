@@ -7,13 +7,27 @@ import os
 import shutil
 import subprocess
 import sys
+import sysconfig
+from collections.abc import Mapping
 from pathlib import Path
+from typing import NoReturn
 
 import pytest
+
+import pycdb
 
 STRICT = bool(os.environ.get("CI")) or os.environ.get("PYCDB_REQUIRE_CFFI") == "1"
 SLOW = os.environ.get("PYCDB_SLOW") == "1"
 FIXTURES = Path(__file__).parent / "fixtures"
+
+
+def unavailable(message: str) -> NoReturn:
+    """Something a test needs is missing (a reference program, a tool, the
+    cffi backend): the test is skipped on a developer's machine, and fails
+    in CI (STRICT), where a skip would hide that it never ran."""
+    if STRICT:
+        pytest.fail(message)
+    pytest.skip(message)
 
 
 def ref(program: str) -> str:
@@ -21,29 +35,55 @@ def ref(program: str) -> str:
     skips the test locally when it is missing, fails it in CI."""
     path = shutil.which(program)
     if path is None:
-        message = (
+        unavailable(
             f"reference program {program!r} is not installed "
             "(apt-get install ucspi-tcp freecdb tinycdb)"
         )
-        if STRICT:
-            pytest.fail(message)
-        pytest.skip(message)
     return path
+
+
+# ---- subprocesses that run pycdb ---------------------------------------------
+#
+# A test that starts ``python -c ...`` or the ``pycdb`` command must test
+# what the test itself tests: the installed package (not the source tree
+# in the working directory) and the backend the autouse ``backend``
+# fixture made active.  Every such subprocess is started with these
+# helpers: python() or script() for the command, child_env() for the
+# environment.
 
 
 def python(*args: str) -> list[str]:
     """The command line ``python ARGS`` for this interpreter, isolated
-    (``-I``): the working directory (the unbuilt source tree) never goes
-    on sys.path."""
+    (``-I``): neither the working directory (for ``-c``; the unbuilt source
+    tree when pytest runs from the checkout) nor a script's directory goes
+    on sys.path, and PYTHON* variables are ignored.  ``-I`` behaves the
+    same on every CPython since 3.4; ``-P`` and PYTHONSAFEPATH, which keep
+    only the path out, exist from 3.11 on."""
     return [sys.executable, "-I", *args]
 
 
-def child_env(backend: str | None = None) -> dict[str, str]:
-    """This process's environment with PYCDB_BACKEND set to ``backend``
-    (by default the active one), for a subprocess that runs pycdb."""
-    import pycdb
+def script(name: str) -> str:
+    """The console script ``name`` (``pycdb``, ``ruff``, ``mypy``) installed
+    with this interpreter, never one found elsewhere on PATH."""
+    path = Path(sysconfig.get_path("scripts")) / name
+    if not path.exists():
+        unavailable(f"{name} is not installed beside {sys.executable} (pip install '.[test]')")
+    return str(path)
 
-    return {**os.environ, "PYCDB_BACKEND": backend or pycdb.BACKEND}
+
+def child_env(
+    env: Mapping[str, str] | Mapping[bytes, bytes] | None = None, *, backend: str | None = None
+) -> dict[str, str]:
+    """The environment for a subprocess that runs pycdb: ``env`` (by
+    default this process's own) with PYCDB_BACKEND set to ``backend``, by
+    default the backend active in the calling test, so that the child
+    tests the same backend as the test's parameter.  Bytes names and
+    values are kept byte for byte (as surrogate escapes, which subprocess
+    encodes back)."""
+    base = os.environ if env is None else env
+    out = {os.fsdecode(name): os.fsdecode(value) for name, value in base.items()}
+    out["PYCDB_BACKEND"] = backend or pycdb.BACKEND
+    return out
 
 
 def run_ref(
@@ -79,9 +119,8 @@ def run_measured(
 ) -> tuple[subprocess.CompletedProcess[bytes], int]:
     """Run ``argv`` (argv[0] a path) and return (its result, its peak RSS
     in KiB).  ``kwargs`` go to subprocess.run (stdin, cwd, env, ...)."""
-    proc = subprocess.run(
-        [sys.executable, "-S", "-c", _MEASURE, *argv], capture_output=True, **kwargs
-    )  # type: ignore[call-overload]
+    command = [*python("-S", "-c", _MEASURE), *argv]
+    proc = subprocess.run(command, capture_output=True, **kwargs)  # type: ignore[call-overload]
     out, _, tail = proc.stdout.rstrip(b"\n").rpartition(b"\n")
     code, kib = tail.split()
     done = subprocess.CompletedProcess(argv, int(code), out, proc.stderr)

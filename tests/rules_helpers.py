@@ -6,15 +6,11 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 
-from helpers import ref
+from helpers import child_env, ref, script
 from hypothesis import strategies as st
 
 import pycdb
-
-#: The installed console script (never the source tree).
-PYCDB = os.path.join(os.path.dirname(sys.executable), "pycdb")
 
 
 def compile_rules(text: bytes, path: str | os.PathLike[str]) -> None:
@@ -31,10 +27,14 @@ def compile_rules(text: bytes, path: str | os.PathLike[str]) -> None:
 
 def pycdb_make(text: bytes, path: str | os.PathLike[str]) -> None:
     """``pycdb make PATH PATH.tmp < text``, the installed command, in a
-    process of its own."""
+    process of its own, on the active backend."""
     path = os.fspath(path)
     done = subprocess.run(
-        [PYCDB, "make", path, path + ".tmp"], input=text, capture_output=True, timeout=60
+        [script("pycdb"), "make", path, path + ".tmp"],
+        input=text,
+        capture_output=True,
+        env=child_env(),
+        timeout=60,
     )
     assert done.returncode == 0, done.stderr
 

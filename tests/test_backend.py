@@ -8,15 +8,16 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 import textwrap
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from helpers import STRICT
+from helpers import STRICT, child_env, python, unavailable
 
 from pycdb import _backend
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture(autouse=True)
@@ -54,26 +55,26 @@ REPORT = textwrap.dedent(
 )
 
 
-def python(
+def run_python(
     code: str, backend: str | None, hide_c: bool = False
 ) -> subprocess.CompletedProcess[str]:
+    """``python -c CODE`` with PYCDB_BACKEND set to ``backend`` exactly, or
+    unset (these tests are about the variable itself, so they do not take
+    the active backend from child_env())."""
     env = {k: v for k, v in os.environ.items() if k != "PYCDB_BACKEND"}
     if backend is not None:
         env["PYCDB_BACKEND"] = backend
-    # Run from an empty directory, so the source tree cannot shadow the
-    # installed package.
     return subprocess.run(
-        [sys.executable, "-c", (HIDE_C if hide_c else "") + code],
+        python("-c", (HIDE_C if hide_c else "") + code),
         env=env,
         capture_output=True,
         text=True,
         timeout=60,
-        cwd=os.path.dirname(os.path.abspath(__file__)) + "/fixtures",
     )
 
 
 def report(backend: str | None, hide_c: bool = False) -> dict[str, str]:
-    proc = python(REPORT, backend, hide_c)
+    proc = run_python(REPORT, backend, hide_c)
     assert proc.returncode == 0, proc.stderr
     return dict(json.loads(proc.stdout))
 
@@ -85,9 +86,7 @@ def cffi_built() -> bool:
 @pytest.mark.parametrize("name", ["cffi", "pure"])
 def test_forcing_a_backend(name):
     if name == "cffi" and not cffi_built():
-        if STRICT:
-            pytest.fail("CI expects the cffi backend, but it does not import")
-        pytest.skip("cffi backend not built here")
+        unavailable("the cffi backend does not import")
     assert report(name) == {"BACKEND": name, "reader": name, "writer": name, "value": "v"}
 
 
@@ -98,14 +97,14 @@ FIRST_USE = "import pycdb; pycdb.BACKEND"
 
 @pytest.mark.parametrize("bogus", ["bogus", "CFFI", "c", " pure"])
 def test_a_bogus_backend_is_an_importerror(bogus):
-    assert python("import pycdb", bogus).returncode == 0
-    proc = python(FIRST_USE, bogus)
+    assert run_python("import pycdb", bogus).returncode == 0
+    proc = run_python(FIRST_USE, bogus)
     assert proc.returncode == 1
     assert "ImportError: PYCDB_BACKEND must be one of cffi, pure, not " + repr(bogus) in proc.stderr
 
 
 def test_forcing_cffi_when_it_is_missing_says_why():
-    proc = python(FIRST_USE, "cffi", hide_c=True)
+    proc = run_python(FIRST_USE, "cffi", hide_c=True)
     assert proc.returncode == 1
     last = proc.stderr.strip().splitlines()[-1]
     assert last.startswith("ImportError: pycdb's C extension is not available: ")
@@ -115,7 +114,7 @@ def test_forcing_cffi_when_it_is_missing_says_why():
 
 def test_missing_cffi_is_never_silently_replaced_when_forced():
     code = "import pycdb; print(pycdb.BACKEND)"
-    proc = python(code, "cffi", hide_c=True)
+    proc = run_python(code, "cffi", hide_c=True)
     assert proc.returncode != 0 and proc.stdout == ""
 
 
@@ -130,13 +129,13 @@ def test_the_fallback_is_loud():
     """pip hides what setup.py says about a failed compile, so the first
     use says it: a RuntimeWarning naming the reason, unless pure was asked
     for.  (The pycdb command prints it as one 'pycdb: warning:' line.)"""
-    proc = python(FIRST_USE, None, hide_c=True)
+    proc = run_python(FIRST_USE, None, hide_c=True)
     assert proc.returncode == 0
     assert "RuntimeWarning: pycdb: the C core is not available" in proc.stderr
     assert "hidden by the test" in proc.stderr and "PYCDB_BACKEND=pure" in proc.stderr
-    assert python(FIRST_USE, "pure", hide_c=True).stderr == ""
+    assert run_python(FIRST_USE, "pure", hide_c=True).stderr == ""
     if "cffi" in _backend.available():
-        assert python(FIRST_USE, None).stderr == ""
+        assert run_python(FIRST_USE, None).stderr == ""
 
 
 def test_default_backend():
@@ -145,7 +144,7 @@ def test_default_backend():
     would mean the C core silently failed to build or load, or that
     PYCDB_BACKEND overrides it."""
     env_choice = os.environ.get("PYCDB_BACKEND")
-    proc = python("import pycdb; print(pycdb.BACKEND)", env_choice)
+    proc = run_python("import pycdb; print(pycdb.BACKEND)", env_choice)
     if STRICT:
         assert proc.returncode == 0, proc.stderr
         assert proc.stdout.strip() == "cffi", "CI expects the cffi backend to be the default"
@@ -158,8 +157,8 @@ def test_default_backend():
 def test_strict_mode_is_detected():
     """STRICT follows CI=... or PYCDB_REQUIRE_CFFI=1, so the check above
     really runs in CI."""
-    code = "import helpers; print(helpers.STRICT)"
     tests = os.path.dirname(os.path.abspath(__file__))
+    code = f"import sys; sys.path.insert(0, {tests!r}); import helpers; print(helpers.STRICT)"
     for env, want in (
         ({"CI": "true"}, "True"),
         ({"PYCDB_REQUIRE_CFFI": "1"}, "True"),
@@ -167,8 +166,8 @@ def test_strict_mode_is_detected():
     ):
         base = {k: v for k, v in os.environ.items() if k not in ("CI", "PYCDB_REQUIRE_CFFI")}
         proc = subprocess.run(
-            [sys.executable, "-c", code],
-            env={**base, **env, "PYTHONPATH": tests},
+            python("-c", code),
+            env={**base, **env},
             capture_output=True,
             text=True,
             timeout=60,
@@ -197,16 +196,18 @@ def test_available_lists_pure_always():
 
 
 def test_subprocesses_import_the_installed_package() -> None:
-    """A ``python -c`` started by a test (from the repository root, where
-    the source tree lies) imports the same pycdb as the tests do."""
+    """A ``python -c`` started by a test, even from the repository root
+    where the unbuilt source tree lies, imports the same pycdb as the tests
+    do, on every Python version."""
     import pycdb
 
     out = subprocess.run(
-        [sys.executable, "-c", "import pycdb; print(pycdb.__file__)"],
+        python("-c", "import pycdb; print(pycdb.__file__)"),
+        env=child_env(),
         capture_output=True,
         text=True,
         check=True,
-        cwd=Path(__file__).resolve().parent.parent,
+        cwd=ROOT,
     )
     assert out.stdout.strip() == pycdb.__file__
 
@@ -276,3 +277,35 @@ def test_backends_offer_the_same_names_and_signatures(tmp_path: Path) -> None:
             n for n, v in _public(mod).items() if getattr(v, "__module__", 0) == mod.__name__
         }
         assert defined <= backend_names
+
+
+@pytest.mark.parametrize("name", _backend.NAMES)
+def test_subprocesses_run_the_active_backend(name: str) -> None:
+    """child_env() hands the backend active in the test (whatever the
+    default is) to the processes it starts."""
+    if name not in _backend.available():
+        unavailable(f"the {name} backend is not loaded")
+    with _backend.use(name):
+        out = subprocess.run(
+            python("-c", "import pycdb; print(pycdb.BACKEND)"),
+            env=child_env(),
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+    assert out.stdout.strip() == name
+
+
+def test_every_subprocess_goes_through_the_helpers() -> None:
+    """No test module starts this interpreter or finds the pycdb command
+    on its own: that is how a subprocess came to import the source tree
+    on 3.9 and 3.10, or to test only the default backend."""
+    needles = ("sys." + "executable", 'which("pycdb")', "which('pycdb')")
+    found = [
+        f"{path.name}:{number}: {line.strip()}"
+        for path in sorted(Path(__file__).parent.glob("*.py"))
+        if path.name not in ("helpers.py", Path(__file__).name)
+        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1)
+        if any(needle in line for needle in needles)
+    ]
+    assert not found, "use helpers.python(), script() and child_env():\n" + "\n".join(found)

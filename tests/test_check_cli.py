@@ -7,11 +7,10 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
-from helpers import run_ref
+from helpers import child_env, run_ref, script
 from hypothesis import given
 from rules_helpers import (
     Conn,
@@ -251,15 +250,13 @@ def test_the_installed_command(tmp_path: Path, backend: str) -> None:
     in the environment."""
     path = tmp_path / "rules.cdb"
     write_cdb(path, [(b"joe\xff@=h\xe9", b"+X=\xfe\0D\0"), (b"=", b"+Y=1\0")])
-    command = [os.path.join(os.path.dirname(sys.executable), "pycdb"), "check", str(path)]
+    command = [script("pycdb"), "check", str(path)]
     for conn in [(b"1.2.3.4", b"h\xe9", b"joe\xff"), (None, b"h", None), (None, None, None)]:
-        env = connection_env(*conn)
-        env[b"PYCDB_BACKEND"] = backend.encode()
-        got = subprocess.run(command, env=env, capture_output=True)  # type: ignore[call-overload]
+        got = subprocess.run(command, env=child_env(connection_env(*conn)), capture_output=True)
         want = tcprulescheck(path, *conn)
         assert (got.returncode, got.stdout) == (want.returncode, want.stdout)
         assert got.stderr == b""
     missing = str(tmp_path / "missing.cdb")
-    got = subprocess.run([command[0], "check", missing], capture_output=True)
+    got = subprocess.run([command[0], "check", missing], env=child_env(), capture_output=True)
     assert got.returncode == 111 and got.stdout == b""
     assert got.stderr == f"pycdb: fatal: unable to read {missing}: file does not exist\n".encode()

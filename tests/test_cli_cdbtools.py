@@ -18,12 +18,11 @@ import stat
 import struct
 import subprocess
 import sys
-import sysconfig
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from helpers import FIXTURES, SLOW, ref
+from helpers import FIXTURES, SLOW, child_env, ref, script
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -888,22 +887,20 @@ def test_error_text_is_djbs() -> None:
 # the installed console script
 
 
-def console_script() -> str:
-    path = Path(sysconfig.get_path("scripts")) / "pycdb"
-    if not path.exists():
-        pytest.skip("the pycdb console script is not installed next to this python")
-    return str(path)
-
-
 def test_console_script_end_to_end(tmp_path: Path, backend: str) -> None:
-    env = dict(os.environ, PYCDB_BACKEND=backend)
-    script = console_script()
+    env = child_env()
+    pycdb_script = script("pycdb")
     records = [(b"k%d" % i, b"v" * i) for i in range(100)] + [(b"k5", b"again")]
     text = cdbmake_input(records)
 
     def run(*args: str, stdin: bytes = b"") -> subprocess.CompletedProcess[bytes]:
         return subprocess.run(
-            [script, *args], input=stdin, capture_output=True, env=env, cwd=tmp_path, timeout=60
+            [pycdb_script, *args],
+            input=stdin,
+            capture_output=True,
+            env=env,
+            cwd=tmp_path,
+            timeout=60,
         )
 
     assert run("cdbmake", "o.cdb", "o.tmp", stdin=text).returncode == 0
@@ -925,13 +922,13 @@ def test_broken_pipe_is_a_clean_111(tmp_path: Path, backend: str) -> None:
     """Standard output closed early: exit 111 with a message, no traceback,
     no "Exception ignored" from the interpreter's last flush."""
     path = real_cdbmake(tmp_path, [(b"k%d" % i, b"v" * 1000) for i in range(3000)])
-    env = dict(os.environ, PYCDB_BACKEND=backend)
+    env = child_env()
     for args in (["dump", str(path)], ["get", str(path), "k1"]):
         if args[0] == "get":
             path2 = real_cdbmake(tmp_path, [(b"k1", b"v" * 3_000_000)], "huge")
             args = ["get", str(path2), "k1"]
         p = subprocess.Popen(
-            [console_script(), *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env
+            [script("pycdb"), *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env
         )
         assert p.stdout is not None and p.stderr is not None
         p.stdout.read(1)

@@ -13,13 +13,13 @@ import os
 import re
 import shutil
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import NoReturn
 
 import pytest
 from corehelpers import backends
-from helpers import SLOW, STRICT
+from helpers import SLOW, child_env, python, unavailable
 
 ROOT = Path(__file__).resolve().parent.parent
 FUZZ = ROOT / "fuzz"
@@ -33,17 +33,14 @@ def backend() -> Iterator[None]:
     yield None
 
 
-def missing(tool: str, how: str) -> None:
-    message = f"{tool} is not available ({how})"
-    if STRICT:
-        pytest.fail(message)
-    pytest.skip(message)
+def missing(tool: str, how: str) -> NoReturn:
+    unavailable(f"{tool} is not available ({how})")
 
 
 @pytest.fixture
 def seeds(tmp_path: Path) -> Path:
     out = tmp_path / "seeds"
-    subprocess.run([sys.executable, str(FUZZ / "make_seeds.py"), str(out)], check=True)
+    subprocess.run(python(str(FUZZ / "make_seeds.py"), str(out)), env=child_env(), check=True)
     assert len(list(out.iterdir())) >= 5
     return out
 
@@ -61,8 +58,7 @@ def test_atheris_differential_harness(tmp_path: Path, seeds: Path) -> None:
     corpus = tmp_path / "corpus"
     corpus.mkdir()
     proc = subprocess.run(
-        [
-            sys.executable,
+        python(
             str(FUZZ / "fuzz_reader.py"),
             f"-runs={ATHERIS_RUNS}",
             "-max_total_time=120",
@@ -71,7 +67,8 @@ def test_atheris_differential_harness(tmp_path: Path, seeds: Path) -> None:
             f"-artifact_prefix={tmp_path}/",
             str(corpus),
             str(seeds),
-        ],
+        ),
+        env=child_env(),
         capture_output=True,
         text=True,
         timeout=300,

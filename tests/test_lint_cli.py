@@ -24,8 +24,7 @@ from pathlib import Path
 from typing import IO
 
 import pytest
-from helpers import FIXTURES, child_env, run_ref
-from rules_helpers import PYCDB
+from helpers import FIXTURES, child_env, run_ref, script
 
 from pycdb.cli import main
 from pycdb.rules.lint import CODES
@@ -132,17 +131,18 @@ def test_the_installed_command(work: Path) -> None:
     """The console script, in a process of its own: the same transcript,
     and standard input as ``-`` (detected as text or as a cdb)."""
     ((args, expected, code), *_) = transcript(LINT / "open-relay.expected")
+    command = script("pycdb")
     done = subprocess.run(
-        [PYCDB, "lint", *args], cwd=work, capture_output=True, timeout=60, env=child_env()
+        [command, "lint", *args], cwd=work, capture_output=True, env=child_env(), timeout=60
     )
     assert (done.stdout.decode(), done.stderr, done.returncode) == (expected, b"", code)
     for name in ("open-relay.rules", "open-relay.cdb"):
         done = subprocess.run(
-            [PYCDB, "lint", "-"],
+            [command, "lint", "-"],
             input=(work / name).read_bytes(),
             capture_output=True,
-            timeout=60,
             env=child_env(),
+            timeout=60,
         )
         assert done.returncode == 1 and done.stdout.count(b"[open-relay]") == 3
         assert done.stdout.endswith(b"-: 3 errors, 0 warnings\n")
@@ -260,7 +260,7 @@ def lint_process(
     killed after 30 seconds: a file that hangs or never ends fails the
     test instead of stopping the run."""
     return subprocess.run(
-        [PYCDB, "lint", *args],
+        [script("pycdb"), "lint", *args],
         cwd=cwd,
         stdin=stdin,
         input=input,

@@ -10,16 +10,15 @@ import resource
 import shutil
 import signal
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
-from helpers import FIXTURES, child_env, python, ref, run_measured, run_ref
+from helpers import FIXTURES, child_env, python, ref, run_measured, run_ref, script
 
 import pycdb
 
 RULES = FIXTURES / "rules"
-PYCDB = [sys.executable, "-c", "import sys; from pycdb.cli import main; sys.exit(main())"]
+PYCDB = python("-c", "import sys; from pycdb.cli import main; sys.exit(main())")
 
 
 def make_in(workdir: Path, *args: str, stdin: Path | None = None) -> tuple[int, str, str]:
@@ -184,10 +183,6 @@ def test_cannot_create_temporary(tmp_path: Path) -> None:
     assert run_ref("tcprules", "out.cdb", "missing/out.tmp", cwd=tmp_path).returncode == 111
 
 
-def with_backend(backend: str) -> dict[str, str]:
-    return {**os.environ, "PYCDB_BACKEND": backend}
-
-
 def test_write_error_is_111_and_cleans_up(tmp_path: Path, backend: str) -> None:
     """A file-size limit makes write() fail mid-way (EFBIG), for tcprules
     and pycdb alike."""
@@ -207,7 +202,7 @@ def test_write_error_is_111_and_cleans_up(tmp_path: Path, backend: str) -> None:
             cwd=tmp_path,
             capture_output=True,
             preexec_fn=limit,
-            env=with_backend(backend),
+            env=child_env(),
         )
         assert proc.returncode == 111, proc.stderr
         assert not (tmp_path / "out.cdb").exists()
@@ -228,7 +223,7 @@ def test_unreadable_input_is_111(tmp_path: Path, backend: str) -> None:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
             preexec_fn=lambda: os.close(0),
-            env=with_backend(backend),
+            env=child_env(),
         )
         assert proc.returncode == 111, proc.stderr
         assert b"unable to read input" in proc.stderr
@@ -245,7 +240,7 @@ def test_stdin_name_in_messages(tmp_path: Path, backend: str) -> None:
         input=bad,
         cwd=tmp_path,
         capture_output=True,
-        env=with_backend(backend),
+        env=child_env(),
     )
     assert proc.returncode == 100
     assert proc.stderr.startswith(b"pycdb: fatal: -:2: unable to parse this line: 1.2.3.5:alow: ")
@@ -255,16 +250,13 @@ def test_stdin_name_in_messages(tmp_path: Path, backend: str) -> None:
 
 
 def test_end_to_end_script(tmp_path: Path, backend: str) -> None:
-    script = shutil.which("pycdb")
-    if script is None:
-        pytest.skip("the pycdb script is not installed")
     with open(RULES / "tcp.smtp", "rb") as stdin:
         proc = subprocess.run(
-            [script, "make", "x.cdb", "x.tmp"],
+            [script("pycdb"), "make", "x.cdb", "x.tmp"],
             stdin=stdin,
             cwd=tmp_path,
             capture_output=True,
-            env={**os.environ, "PYCDB_BACKEND": backend},
+            env=child_env(),
         )
     assert (proc.returncode, proc.stdout, proc.stderr) == (0, b"", b"")
     assert (tmp_path / "x.cdb").read_bytes() == (RULES / "tcp.smtp.cdb").read_bytes()
@@ -391,7 +383,7 @@ def test_pipe_input(tmp_path: Path, backend: str) -> None:
         input=(RULES / "tcp.smtp").read_bytes(),
         cwd=tmp_path,
         capture_output=True,
-        env=with_backend(backend),
+        env=child_env(),
     )
     assert (proc.returncode, proc.stdout, proc.stderr) == (0, b"", b"")
     assert (tmp_path / "x.cdb").read_bytes() == (RULES / "tcp.smtp.cdb").read_bytes()
@@ -406,7 +398,10 @@ def peak_rss_kib(backend: str, rules: Path, workdir: Path) -> int:
     pytest's pages)."""
     with open(rules, "rb") as stdin:
         done, kib = run_measured(
-            [*PYCDB, "make", "o.cdb", "o.tmp"], stdin=stdin, cwd=workdir, env=with_backend(backend)
+            [*PYCDB, "make", "o.cdb", "o.tmp"],
+            stdin=stdin,
+            cwd=workdir,
+            env=child_env(backend=backend),
         )
     assert done.returncode == 0, done.stderr
     return kib

@@ -4,14 +4,12 @@ once, not once per backend."""
 
 from __future__ import annotations
 
-import shutil
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from helpers import STRICT
+from helpers import script
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -22,28 +20,19 @@ def backend() -> Iterator[None]:
     yield None
 
 
-def tool(name: str) -> str:
-    path = shutil.which(name) or str(Path(sys.executable).with_name(name))
-    if not Path(path).exists():
-        if STRICT:
-            pytest.fail(f"{name} is not installed (pip install '.[test]')")
-        pytest.skip(f"{name} is not installed")
-    return path
-
-
 @pytest.mark.parametrize(
     "args",
     [
-        ["check", "pycdb", "tests", "benchmarks", "fuzz"],
-        ["format", "--check", "pycdb", "tests", "benchmarks", "fuzz"],
+        ["check", "pycdb", "tests", "benchmarks", "fuzz", "noxfile.py"],
+        ["format", "--check", "pycdb", "tests", "benchmarks", "fuzz", "noxfile.py"],
     ],
     ids=["lint", "format"],
 )
 def test_ruff(args: list[str]) -> None:
-    done = subprocess.run([tool("ruff"), *args], cwd=ROOT, capture_output=True, text=True)
+    done = subprocess.run([script("ruff"), *args], cwd=ROOT, capture_output=True, text=True)
     assert done.returncode == 0, done.stdout + done.stderr
 
 
 def test_mypy_strict() -> None:
-    done = subprocess.run([tool("mypy")], cwd=ROOT, capture_output=True, text=True)
+    done = subprocess.run([script("mypy")], cwd=ROOT, capture_output=True, text=True)
     assert done.returncode == 0, done.stdout + done.stderr

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 from corehelpers import limited
-from helpers import ref
+from helpers import ref, unavailable
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -159,7 +159,7 @@ def test_instructions_are_checked_before_the_range() -> None:
 
 def test_error_codes_match_the_c_header() -> None:
     if "cffi" not in _backend.available():
-        pytest.skip("no cffi backend")
+        unavailable("the cffi backend is not loaded")
     from pycdb._cffi import lib
 
     for name in ("ACTION", "INSTR", "NOEQ", "NODELIM", "UNTERM", "LOW", "HIGH"):

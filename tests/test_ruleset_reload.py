@@ -7,12 +7,12 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
 
 import pytest
+from helpers import child_env, python
 from rules_helpers import pycdb_make, write_cdb
 
 import pycdb
@@ -66,13 +66,12 @@ def test_another_process_replaces_the_file(tmp_path: Path, backend: str) -> None
     is one some version makes, and the last version is seen at the end."""
     path = tmp_path / "rules.cdb"
     pycdb_make(version_text(0), path)
-    env = dict(os.environ, PYCDB_BACKEND=backend)
     checker = subprocess.Popen(
-        [sys.executable, "-c", CHECKER, str(path)],
+        python("-c", CHECKER, str(path)),
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
-        env=env,
+        env=child_env(),
     )
     try:
         assert checker.stdout is not None and checker.stdin is not None

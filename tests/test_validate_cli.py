@@ -12,8 +12,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers import FIXTURES
-from rules_helpers import PYCDB, write_cdb
+from helpers import FIXTURES, child_env, script
+from rules_helpers import write_cdb
 from test_validate import RECORDS, a_table, build, slots_of
 
 from pycdb import cli
@@ -243,13 +243,22 @@ def test_standard_input_and_dash_names() -> None:
     """The installed command, end to end: a pipe as FILE is read to its
     end (it cannot be mapped)."""
     data = (FIXTURES / "rules" / "tcp.smtp.cdb").read_bytes()
+    command = script("pycdb")
     done = subprocess.run(
-        [PYCDB, "validate", "/dev/stdin"], input=data, capture_output=True, timeout=60
+        [command, "validate", "/dev/stdin"],
+        input=data,
+        capture_output=True,
+        env=child_env(),
+        timeout=60,
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.endswith(b"/dev/stdin: sound; every record is one tcprules can write\n")
     done = subprocess.run(
-        [PYCDB, "validate", "--json", "/dev/stdin"], input=data[:-1], capture_output=True
+        [command, "validate", "--json", "/dev/stdin"],
+        input=data[:-1],
+        capture_output=True,
+        env=child_env(),
+        timeout=60,
     )
     assert done.returncode == 100 and json.loads(done.stdout)["sound"] is False
 

@@ -8,12 +8,11 @@ import mmap
 import os
 import stat
 import subprocess
-import sys
 import textwrap
 
 import pytest
 from corehelpers import limited, model_file
-from helpers import run_measured, run_ref
+from helpers import child_env, python, run_measured, run_ref
 
 import pycdb
 
@@ -323,7 +322,6 @@ _HUGE = textwrap.dedent(
     """
     import mmap, os, resource, sys
     import pycdb
-    from pycdb import _backend
 
     huge, target, which = sys.argv[1], sys.argv[2], sys.argv[3]
     # Room for the 4 GiB mapping and the interpreter, not for a copy: a
@@ -334,18 +332,18 @@ _HUGE = textwrap.dedent(
     fd = os.open(huge, os.O_RDONLY)
     view = memoryview(mmap.mmap(fd, 0, access=mmap.ACCESS_READ))
     os.close(fd)
-    with _backend.use(sys.argv[4]):
-        w = pycdb.Writer(target)
-        w.add(b"before", b"1")
-        try:
-            if which == "value":
-                w.add(b"k", view)
-            else:
-                w.add(view, b"v")
-        except pycdb.TooLargeError as exc:
-            print("TooLargeError:", exc)
-        w.add(b"after", b"2")
-        w.commit()
+    w = pycdb.Writer(target)
+    w.add(b"before", b"1")
+    try:
+        if which == "value":
+            w.add(b"k", view)
+        else:
+            w.add(view, b"v")
+    except pycdb.TooLargeError as exc:
+        print("TooLargeError:", exc)
+    w.add(b"after", b"2")
+    w.commit()
+    print(w.backend)
     """
 )
 
@@ -357,11 +355,14 @@ def test_four_gib_buffer_is_refused_without_reading_it(tmp_path, backend, which)
     still usable."""
     target = tmp_path / "t.cdb"
     proc, peak_kib = run_measured(
-        [sys.executable, "-c", _HUGE, str(tmp_path / "huge"), str(target), which, backend],
+        python("-c", _HUGE, str(tmp_path / "huge"), str(target), which),
+        env=child_env(),
         timeout=120,
     )
     assert proc.returncode == 0, proc.stderr.decode()
-    assert proc.stdout.decode().splitlines()[0].startswith("TooLargeError:")
+    lines = proc.stdout.decode().splitlines()
+    assert lines[0].startswith("TooLargeError:")
+    assert lines[-1] == backend
     maxrss_mb = peak_kib // 1024
     assert maxrss_mb < 200, f"the 4 GiB buffer was read: {maxrss_mb} MB resident"
     assert target.read_bytes() == model_file([(b"before", b"1"), (b"after", b"2")])
@@ -371,9 +372,8 @@ _EFBIG = textwrap.dedent(
     """
     import errno, os, resource, signal, sys
     import pycdb
-    from pycdb import _backend
 
-    target, name, when = sys.argv[1], sys.argv[2], sys.argv[3]
+    target, when = sys.argv[1], sys.argv[2]
     with open(target, "wb") as f:
         f.write(b"old")
     # Writes that reach 64 KiB fail with EFBIG (instead of killing us with
@@ -384,19 +384,19 @@ _EFBIG = textwrap.dedent(
     # writers' 64 KiB buffer, whose write fails; 2500 do not, until the 16
     # bytes of hash table per record are written at commit.
     n = 4000 if when == "add" else 2500
-    with _backend.use(name):
-        w = pycdb.Writer(target)
+    w = pycdb.Writer(target)
+    print(w.backend)
+    try:
+        for i in range(n):
+            w.add(b"%06d" % i, b"%010d" % i)
+        w.commit()
+    except OSError as exc:
+        print("OSError", errno.errorcode[exc.errno], "in", "commit" if i == n - 1 else "add")
         try:
-            for i in range(n):
-                w.add(b"%06d" % i, b"%010d" % i)
-            w.commit()
-        except OSError as exc:
-            print("OSError", errno.errorcode[exc.errno], "in", "commit" if i == n - 1 else "add")
-            try:
-                w.add(b"k", b"v")
-            except ValueError:
-                print("then ValueError")
-            w.abort()
+            w.add(b"k", b"v")
+        except ValueError:
+            print("then ValueError")
+        w.abort()
     print(sorted(os.listdir(os.path.dirname(target))))
     print(open(target, "rb").read())
     """
@@ -409,13 +409,15 @@ def test_write_errors_raise_oserror_and_leave_nothing(tmp_path, backend, when):
     while writing the tables, is an OSError; the writer refuses more, the
     temp file goes, the target is untouched."""
     proc = subprocess.run(
-        [sys.executable, "-c", _EFBIG, str(tmp_path / "t.cdb"), backend, when],
+        python("-c", _EFBIG, str(tmp_path / "t.cdb"), when),
+        env=child_env(),
         capture_output=True,
         text=True,
         timeout=60,
     )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.splitlines() == [
+        backend,
         f"OSError EFBIG in {when}",
         "then ValueError",
         "['t.cdb']",

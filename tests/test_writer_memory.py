@@ -8,13 +8,12 @@ resident size of that one process.
 
 from __future__ import annotations
 
-import sys
 import textwrap
 from collections.abc import Iterator
 
 import pytest
 from corehelpers import backends
-from helpers import SLOW, run_measured
+from helpers import SLOW, child_env, python, run_measured
 
 from pycdb import _backend
 
@@ -29,21 +28,22 @@ BUILD = textwrap.dedent(
     """
     import sys
     import pycdb
-    from pycdb import _backend
 
     name, n, path = sys.argv[1], int(sys.argv[2]), sys.argv[3]
-    with _backend.use(name):
-        with pycdb.Writer(path) as w:
-            add = w.add
-            for i in range(n):
-                add(b"%d" % i, b"v")
+    with pycdb.Writer(path) as w:
+        add = w.add
+        for i in range(n):
+            add(b"%d" % i, b"v")
     assert len(w) == n
+    assert w.backend == name, w.backend
     """
 )
 
 
 def peak_rss_mb(name: str, n: int, path) -> float:  # type: ignore[no-untyped-def]
-    proc, kib = run_measured([sys.executable, "-c", BUILD, name, str(n), str(path)], timeout=3600)
+    proc, kib = run_measured(
+        python("-c", BUILD, name, str(n), str(path)), env=child_env(backend=name), timeout=3600
+    )
     assert proc.returncode == 0, proc.stderr
     return kib / 1024
 
