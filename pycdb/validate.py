@@ -185,10 +185,11 @@ def walk(
                 put_data = datas.append
                 for pos, klen, dlen in islice(each, size):
                     k = pos + 8
+                    d = k + klen
                     put_pos(pos)
-                    put_key(buf[k : k + klen])
+                    put_key(buf[k:d])
                     put_dlen(dlen)
-                    put_data(buf[k + klen : k + klen + dlen])
+                    put_data(buf[d : d + dlen])
         except CorruptError as exc:
             broken = exc
         if positions:
