@@ -13,16 +13,27 @@ read to its end, never past the cdb format's 4 GiB.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import mmap
 import os
 import stat
+from collections.abc import Iterator
 from typing import Any
 
 from ._format import LIMIT
 from .errors import CorruptError
 
 _FLAGS = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
+
+
+class FileTypeError(OSError):
+    """The path opened, but names a kind of file the reader does not take
+    (a device; a FIFO, pipe or socket unless streams are taken): errno
+    EINVAL, the text saying which kind.  An OSError like any other for a
+    caller that does not need to tell it from a failed ``open()``; a
+    command that words the two differently (djb's ``unable to open`` and
+    ``unable to read``) catches it first."""
 
 
 def _kind(mode: int) -> str:
@@ -47,9 +58,9 @@ def open_read(
     """A descriptor for reading ``path`` and its ``fstat``.  Opened
     without blocking (a FIFO with no writer does not stop ``open()``);
     OSError naming the file when it cannot be opened, ``IsADirectoryError``
-    for a directory, and OSError(EINVAL) for anything but a regular file,
-    or a pipe when ``streams`` is true (then read as blocking).  The
-    caller closes the descriptor."""
+    for a directory, and :class:`FileTypeError` (errno EINVAL) for
+    anything but a regular file, or a pipe when ``streams`` is true (then
+    read as blocking).  The caller closes the descriptor."""
     name = os.fsdecode(path)
     fd = os.open(path, _FLAGS)
     try:
@@ -65,7 +76,7 @@ def open_read(
         if stat.S_ISDIR(mode):
             raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), name)
         what = "a regular file or a pipe" if streams else "a regular file"
-        raise OSError(errno.EINVAL, f"not {what} ({_kind(mode)})", name)
+        raise FileTypeError(errno.EINVAL, f"not {what} ({_kind(mode)})", name)
     except BaseException:
         os.close(fd)
         raise
@@ -172,3 +183,16 @@ def looks_like_text(path: str) -> bool:
         return False
     with open(path, "rb") as f:
         return b"\0" not in f.read(2048)
+
+
+@contextlib.contextmanager
+def mapped(path: str | os.PathLike[str] | bytes, *, streams: bool = False) -> Iterator[Any]:
+    """:func:`map_file`'s bytes for the length of a ``with`` block, the
+    mapping closed at its end."""
+    buf, _ = map_file(path, streams=streams)
+    try:
+        yield buf
+    finally:
+        if isinstance(buf, mmap.mmap):
+            with contextlib.suppress(BufferError):  # a view escaped: GC unmaps
+                buf.close()

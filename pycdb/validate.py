@@ -3,94 +3,72 @@ have put it?
 
 A lookup-level check (open, look every key up again) misses whole classes
 of damage: a record no slot reaches, a slot pointing into the middle of a
-record, tables that overlap or leave bytes unaccounted for.  ``check``
-walks the file once and reports each of those as a :class:`Finding` naming
-the offset (and the key, when there is one).  Every file that cdbmake or
-tcprules writes is sound; the rules-level checks (tcprules data, keys
-tcprules can produce) live in :mod:`pycdb.rules.validate` and build on
-this, through the ``batches`` hook.
+record, tables that overlap or leave bytes unaccounted for.
+:func:`validate` walks the file once and reports each of those as a
+:class:`pycdb.findings.Finding` naming the offset (and the key, when
+there is one).  Every file that cdbmake or tcprules writes is sound; the
+rules-level validation (tcprules data, keys tcprules can produce) lives
+in :mod:`pycdb.rules.soundness` and builds on this, through the
+``batches`` hook.
 
-How it stays fast on big files: the records are walked once, in batches,
-keeping two 32-bit words per record (hash and position), and each hash
-table is first compared with the table cdbmake would build from those
-records (same placement, same order).  A table that matches is sound by
-construction, so the slot-by-slot diagnosis, which costs Python work per
-slot, runs only on tables that differ.  A file whose every table, header
-entry and byte matches is ``canonical``: byte for byte what cdbmake (and
-tcprules) write for its records in file order, which is what
-decompilation needs to promise a byte-identical rebuild.
+How it stays fast on big files: the records are walked once
+(:func:`pycdb._format.records`, in batches: :func:`walk`), keeping two
+32-bit words per record (hash and position), and each hash table is first
+compared with the table cdbmake would build from those records
+(:func:`pycdb._format.place`: same placement, same order).  A table that
+matches is sound by construction, so the slot-by-slot diagnosis, which
+costs Python work per slot, runs only on tables that differ.  A file
+whose every table, header entry and byte matches is ``canonical``: byte
+for byte what cdbmake (and tcprules) write for its records in file order
+(docs/format.md §5), which is what decompilation needs to promise a
+byte-identical rebuild.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import errno
-import mmap
 import os
-import stat
-import struct
-import sys
 from array import array
 from bisect import bisect_left
 from collections.abc import Callable, Iterator
+from itertools import islice
 from typing import Any
 
 from . import _backend
-from ._format import LIMIT, place
+from ._files import mapped
+from ._format import HEADER_SIZE, PAIR, WORD, Buffer, Header, place, read_header, records, words
+from ._text import quote
+from .errors import CorruptError
+from .findings import Finding
 
 __all__ = [
+    "BATCH",
+    "KEY_SHOWN",
     "Batch",
-    "Finding",
-    "Report",
-    "check",
-    "check_bytes",
-    "header_of",
-    "open_buffer",
+    "ValidationReport",
+    "broken_record",
+    "describe",
     "record_area_end",
-    "show",
+    "validate",
+    "validate_bytes",
     "walk",
 ]
-
-_PAIR = struct.Struct("<II")
-_WORD = "I" if array("I").itemsize == 4 else "L"
-_SWAP = sys.byteorder != "little"
 
 #: Records per batch: big enough that per-batch costs vanish, small
 #: enough that a batch's keys are a few megabytes at most.
 BATCH = 1 << 16
 
+#: How many bytes of a key a message shows (a key may be megabytes long):
+#: ``quote(key, KEY_SHOWN)``, here and in the rules findings.
+KEY_SHOWN = 60
 
-@dataclasses.dataclass(frozen=True)
-class Finding:
-    """One thing wrong with a file.
 
-    ``code`` is a stable identifier for scripts (``slot-hash``,
-    ``unreachable``, ...); ``offset`` the byte offset it concerns (None for
-    whole-file findings); ``key`` the record's key when one is involved.
-    """
-
-    code: str
-    message: str
-    offset: int | None = None
-    key: bytes | None = None
-
-    def as_dict(self) -> dict[str, Any]:
-        """JSON-ready: the key as text with one character per byte
-        (``.encode("latin-1")`` gives the bytes back)."""
-        return {
-            "code": self.code,
-            "offset": self.offset,
-            "key": None if self.key is None else self.key.decode("latin-1"),
-            "message": self.message,
-        }
-
-    def __str__(self) -> str:
-        where = f"offset {self.offset}: " if self.offset is not None else ""
-        return f"{where}{self.message}"
+def _key(key: bytes) -> str:
+    return quote(key, KEY_SHOWN)
 
 
 @dataclasses.dataclass
-class Report:
+class ValidationReport:
     """The findings for one file; ``sound`` when there are none."""
 
     name: str
@@ -118,13 +96,22 @@ class Report:
     def add(
         self, code: str, message: str, offset: int | None = None, key: bytes | None = None
     ) -> None:
-        """Record a finding, or only count it once ``limit`` are kept."""
+        """Record a finding (an error), or only count it once ``limit``
+        are kept."""
         if len(self.findings) < self.limit:
-            self.findings.append(Finding(code, message, offset, key))
+            self.findings.append(Finding(code, message, offset=offset, key=key))
+        else:
+            self.suppressed += 1
+
+    def keep(self, finding: Finding) -> None:
+        """:meth:`add` for a finding already made."""
+        if len(self.findings) < self.limit:
+            self.findings.append(finding)
         else:
             self.suppressed += 1
 
     def as_dict(self) -> dict[str, Any]:
+        """JSON-ready; each finding as :meth:`pycdb.findings.Finding.as_dict`."""
         return {
             "file": self.name,
             "size": self.size,
@@ -137,6 +124,14 @@ class Report:
             "findings": [f.as_dict() for f in self.findings],
             "suppressed": self.suppressed,
         }
+
+
+def describe(finding: Finding) -> str:
+    """A finding as validation prints it after the file's name:
+    ``offset N: message``, or the message alone for the whole file."""
+    if finding.offset is None:
+        return finding.message
+    return f"offset {finding.offset}: {finding.message}"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -163,105 +158,88 @@ class Batch:
         ]
 
 
-def show(key: bytes, limit: int = 60) -> str:
-    """A key for a message, quoted, with Python's escapes for anything
-    not printable ASCII (a control byte can never move the cursor), cut
-    at ``limit`` bytes: ``'1.2.3.4'``, ``'caf\\xc3\\xa9'``."""
-    text = repr(key[:limit])[1:]  # without the b of bytes' repr
-    return text + ("..." if len(key) > limit else "")
-
-
-def _key_at(buf: Any, pos: int) -> bytes:
-    klen = _PAIR.unpack_from(buf, pos)[0]
-    return bytes(buf[pos + 8 : pos + 8 + klen])
-
-
-def _words(buf: Any, pos: int, count: int) -> array[int]:
-    """``count`` little-endian 32-bit words from ``pos``."""
-    out = array(_WORD, bytes(buf[pos : pos + 4 * count]))
-    if _SWAP:  # pragma: no cover - big-endian hosts
-        out.byteswap()
-    return out
-
-
 def walk(
-    buf: Any,
-    eod: int,
-    add: Callable[..., None] | None = None,
-    batch: int = BATCH,
-    data: bool = False,
+    buf: Buffer, eod: int, name: str = "<bytes>", *, data: bool = False, size: int = BATCH
 ) -> Iterator[Batch]:
-    """The records from byte 2048 up to ``eod``, in file order, in
-    batches (with their data sliced too when ``data`` is true).  Where a
-    record runs into the hash tables the walk stops, after telling ``add``
-    (a :meth:`Report.add`) when one is given."""
-    unpack = _PAIR.unpack_from
-    pos = 2048
-    last = eod - 8  # the last position with room for a record's lengths
-    while pos < eod:
+    """The records from byte 2048 up to ``eod`` (the walk of
+    :func:`pycdb._format.records`), in batches of ``size`` with their keys
+    sliced, and their data when ``data`` is true.  Where a record runs
+    into the hash tables, the batch of the records before it comes out,
+    then the walk's :class:`CorruptError` (its ``offset`` the record's;
+    :func:`broken_record` words it as a finding)."""
+    each = records(buf, eod, name)
+    while True:
         positions: list[int] = []
         keys: list[bytes] = []
         dlens: list[int] = []
         datas: list[bytes] | None = [] if data else None
         put_pos, put_key, put_dlen = positions.append, keys.append, dlens.append
-        put_data = datas.append if datas is not None else None
-        broken = ""
-        for _ in range(batch):
-            if pos > last:
-                broken = f"the record at {pos} runs into the hash tables at {eod}"
-                break
-            klen, dlen = unpack(buf, pos)
-            k = pos + 8
-            end = k + klen + dlen
-            if end > eod:
-                broken = (
-                    f"the record at {pos} ({klen}-byte key, {dlen}-byte data) runs "
-                    f"into the hash tables at {eod}"
-                )
-                break
-            put_pos(pos)
-            put_key(buf[k : k + klen])
-            put_dlen(dlen)
-            if put_data is not None:
-                put_data(buf[k + klen : end])
-            pos = end
-            if pos >= eod:
-                break
+        broken: CorruptError | None = None
+        try:
+            if datas is None:
+                for pos, klen, dlen in islice(each, size):
+                    put_pos(pos)
+                    put_key(buf[pos + 8 : pos + 8 + klen])
+                    put_dlen(dlen)
+            else:
+                put_data = datas.append
+                for pos, klen, dlen in islice(each, size):
+                    k = pos + 8
+                    d = k + klen
+                    put_pos(pos)
+                    put_key(buf[k:d])
+                    put_dlen(dlen)
+                    put_data(buf[d : d + dlen])
+        except CorruptError as exc:
+            broken = exc
         if positions:
             yield Batch(buf, positions, keys, dlens, datas)
-        if broken:
-            if add is not None:
-                add("record", broken, pos)
+        if broken is not None:
+            raise broken
+        if len(positions) < size:
             return
 
 
-def header_of(buf: Any) -> list[tuple[int, int]]:
-    """The 256 (position, slots) header entries, unchecked."""
-    words = _words(buf, 0, 512)
-    return list(zip(words[0::2], words[1::2]))
+def broken_record(buf: Buffer, eod: int, pos: int) -> str:
+    """What is wrong with the record at ``pos`` that :func:`walk` stopped
+    at, as a finding says it: it runs into the hash tables at ``eod``."""
+    if pos + 8 > eod:
+        return f"the record at {pos} runs into the hash tables at {eod}"
+    klen, dlen = PAIR.unpack_from(buf, pos)
+    return (
+        f"the record at {pos} ({klen}-byte key, {dlen}-byte data) runs "
+        f"into the hash tables at {eod}"
+    )
 
 
-def record_area_end(header: list[tuple[int, int]], size: int) -> int:
+def record_area_end(header: Header, size: int) -> int:
     """Where the records end: the lowest table position past the header
-    (the file's end if none is)."""
-    return min(min((pos for pos, _ in header if pos >= 2048), default=size), size)
+    (the file's end if none is).  Lenient where
+    :func:`pycdb._format.parse_header` refuses: a header entry that
+    points inside the header is reported, and the records still read."""
+    return min(min((pos for pos, _ in header if pos >= HEADER_SIZE), default=size), size)
+
+
+def _key_at(buf: Buffer, pos: int) -> bytes:
+    klen = PAIR.unpack_from(buf, pos)[0]
+    return bytes(buf[pos + 8 : pos + 8 + klen])
 
 
 def _place(hashes: array[int], positions: array[int], slots: int) -> tuple[array[int], array[int]]:
-    """The table cdbmake builds (the pure writer's own placement)."""
+    """The table cdbmake builds, as arrays of words to compare with the file's."""
     hs, ps = place(hashes, positions, slots)
-    return array(_WORD, hs), array(_WORD, ps)
+    return array(WORD, hs), array(WORD, ps)
 
 
-def check_bytes(
-    buf: Any,
+def validate_bytes(
+    buf: Buffer,
     name: str = "<bytes>",
+    *,
     limit: int = 1000,
     records: Callable[[int, int, int, int], None] | None = None,
-    *,
     batches: Callable[[Batch], None] | None = None,
-) -> Report:
-    """Validate the cdb in ``buf`` (bytes or an mmap).
+) -> ValidationReport:
+    """Validate the cdb in ``buf`` (bytes, or an mmap), calling it ``name``.
 
     ``records``, if given, is called as ``records(pos, klen, dpos, dlen)``
     for each record walked; ``batches``, if given, with each
@@ -272,22 +250,20 @@ def check_bytes(
     if isinstance(buf, (bytearray, memoryview)):
         buf = bytes(buf)  # slices must be bytes (hashable, hashed in bulk)
     size = len(buf)
-    report = Report(name, size, limit=limit)
+    report = ValidationReport(name, size, limit=limit)
     add = report.add
-    if size < 2048:
+    if size < HEADER_SIZE:
         add("short", f"the file is {size} bytes, shorter than the 2048-byte header", size)
         return report
     backend = _backend.current()
     hash_ = backend.hash
-    hash_many: Callable[[list[bytes]], list[int]] = getattr(
-        backend, "hash_many", lambda keys: list(map(hash_, keys))
-    )
-    header = header_of(buf)
+    hash_many = backend.hash_many
+    header = read_header(buf)
 
     # -- the header: every table inside the file, past the header --------
     tables_ok = [True] * 256
     for i, (pos, slots) in enumerate(header):
-        if pos < 2048:
+        if pos < HEADER_SIZE:
             add(
                 "header", f"header entry {i} puts hash table {i} at {pos}, inside the header", 8 * i
             )
@@ -310,20 +286,24 @@ def check_bytes(
     eod = record_area_end(header, size)
 
     # -- the records, in file order: each one's hash and position, by table
-    positions = array(_WORD)
-    by_hash = [array(_WORD) for _ in range(256)]
-    by_pos = [array(_WORD) for _ in range(256)]
-    for b in walk(buf, eod, add, data=batches is not None):
-        positions.extend(b.positions)
-        for h, p in zip(hash_many(b.keys), b.positions):
-            t = h & 255
-            by_hash[t].append(h)
-            by_pos[t].append(p)
-        if batches is not None:
-            batches(b)
-        if records is not None:
-            for p, k, d in zip(b.positions, b.keys, b.dlens):
-                records(p, len(k), p + 8 + len(k), d)
+    positions = array(WORD)
+    by_hash = [array(WORD) for _ in range(256)]
+    by_pos = [array(WORD) for _ in range(256)]
+    try:
+        for b in walk(buf, eod, name, data=batches is not None):
+            positions.extend(b.positions)
+            for h, p in zip(hash_many(b.keys), b.positions):
+                t = h & 255
+                by_hash[t].append(h)
+                by_pos[t].append(p)
+            if batches is not None:
+                batches(b)
+            if records is not None:
+                for p, k, d in zip(b.positions, b.keys, b.dlens):
+                    records(p, len(k), p + 8 + len(k), d)
+    except CorruptError as exc:
+        assert exc.offset is not None
+        add("record", broken_record(buf, eod, exc.offset), exc.offset)
     report.records = len(positions)
     counts = [len(a) for a in by_pos]
 
@@ -366,8 +346,8 @@ def check_bytes(
             continue
         elif not overlapping[t]:
             hs, ps = _place(by_hash[t], by_pos[t], slots)
-            words = _words(buf, hpos, 2 * slots)
-            if words[0::2] == hs and words[1::2] == ps:
+            table = words(buf, hpos, 2 * slots)
+            if table[0::2] == hs and table[1::2] == ps:
                 continue
         differs.append(t)
     diagnose = _Diagnosis(buf, header, positions, by_pos, differs, hash_, add)
@@ -412,8 +392,8 @@ class _Diagnosis:
 
     def __init__(
         self,
-        buf: Any,
-        header: list[tuple[int, int]],
+        buf: Buffer,
+        header: Header,
         positions: array[int],
         by_pos: list[array[int]],
         differs: list[int],
@@ -445,8 +425,8 @@ class _Diagnosis:
     def table(self, t: int) -> None:
         buf, add, hash_ = self.buf, self.add, self.hash
         hpos, slots = self.header[t]
-        words = _words(buf, hpos, 2 * slots)
-        hs, ps = words[0::2], words[1::2]
+        table = words(buf, hpos, 2 * slots)
+        hs, ps = table[0::2], table[1::2]
         seen = self.seen
         for s in range(slots):
             h, p = hs[s], ps[s]
@@ -468,7 +448,7 @@ class _Diagnosis:
                 add(
                     "slot-hash",
                     f"slot {s} of hash table {t} holds hash {h:#x}, but the "
-                    f"record at {p} (key {show(key)}) hashes to {real:#x}",
+                    f"record at {p} (key {_key(key)}) hashes to {real:#x}",
                     where,
                     key,
                 )
@@ -476,7 +456,7 @@ class _Diagnosis:
                 add(
                     "slot-hash",
                     f"slot {s} of hash table {t} holds the record at {p} (key "
-                    f"{show(key)}), whose hash belongs in table {h & 255}",
+                    f"{_key(key)}), whose hash belongs in table {h & 255}",
                     where,
                     key,
                 )
@@ -484,7 +464,7 @@ class _Diagnosis:
                 ft, fs = seen[p]
                 add(
                     "duplicate-slot",
-                    f"the record at {p} (key {show(key)}) is referenced "
+                    f"the record at {p} (key {_key(key)}) is referenced "
                     f"twice: slot {fs} of table {ft} and slot {s} of table {t}",
                     where,
                     key,
@@ -492,7 +472,7 @@ class _Diagnosis:
             elif real & 255 != t and self.canonical[real & 255]:
                 add(
                     "duplicate-slot",
-                    f"the record at {p} (key {show(key)}) is referenced "
+                    f"the record at {p} (key {_key(key)}) is referenced "
                     f"twice: by its own hash table {real & 255} and by slot {s} of table {t}",
                     where,
                     key,
@@ -506,8 +486,8 @@ class _Diagnosis:
                 "for an absent key never ends",
                 hpos,
             )
-        # Reachability: from a record's home slot, the walk must meet its
-        # slot before any empty one.
+        # Reachability (docs/format.md §7): from a record's home slot, the
+        # walk must meet its slot before any empty one.
         groups: dict[bytes, list[int]] = {}
         for p in self.by_pos[t]:
             if seen.get(p, (-1, 0))[0] != t:
@@ -521,7 +501,7 @@ class _Diagnosis:
                 if not ps[j]:
                     add(
                         "unreachable",
-                        f"the record at {p} (key {show(key)}) sits in slot {s} "
+                        f"the record at {p} (key {_key(key)}) sits in slot {s} "
                         f"of hash table {t}, but the empty slot {j} lies between it and its "
                         f"home slot {home}: lookups never reach it",
                         p,
@@ -539,7 +519,7 @@ class _Diagnosis:
             if order != group:
                 add(
                     "duplicate-order",
-                    f"the {len(group)} records for key {show(key)} come back from a "
+                    f"the {len(group)} records for key {_key(key)} come back from a "
                     "lookup in a different order than they are stored, so the first "
                     "value is not the first one added",
                     order[0],
@@ -556,47 +536,24 @@ class _Diagnosis:
                     key = _key_at(self.buf, p)
                     self.add(
                         "unindexed",
-                        f"the record at {p} (key {show(key)}) is in no slot of its hash "
+                        f"the record at {p} (key {_key(key)}) is in no slot of its hash "
                         f"table {t}: lookups never find it",
                         p,
                         key,
                     )
 
 
-def open_buffer(path: str | os.PathLike[str]) -> tuple[Any, Callable[[], None]]:
-    """(the file's bytes, a function that releases them): a regular file
-    is mapped (an empty one is ``b""``), a pipe (``/dev/stdin``) read to
-    its end, up to the format's 4 GiB.  OSError when it cannot be read,
-    for anything else (a terminal, ``/dev/zero``, a disk), and for a pipe
-    that runs on past 4 GiB."""
-    with open(path, "rb") as f:
-        st = os.fstat(f.fileno())
-        if stat.S_ISREG(st.st_mode):
-            if not st.st_size:
-                return b"", lambda: None
-            try:
-                m = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
-            except (OSError, ValueError):
-                return f.read(), lambda: None
-            return m, m.close
-        if not (stat.S_ISFIFO(st.st_mode) or stat.S_ISSOCK(st.st_mode)):
-            raise OSError(errno.EINVAL, "not a regular file or a pipe")
-        data = f.read(LIMIT + 1)
-        if len(data) > LIMIT:
-            raise OSError(errno.EFBIG, "more than a cdb's 4 GiB")
-        return data, lambda: None
-
-
-def check(
+def validate(
     path: str | os.PathLike[str],
+    *,
     limit: int = 1000,
     records: Callable[[int, int, int, int], None] | None = None,
-    *,
     batches: Callable[[Batch], None] | None = None,
-) -> Report:
-    """Validate the cdb file at ``path``; OSError when it cannot be read."""
-    buf, release = open_buffer(path)
-    try:
-        return check_bytes(buf, os.fsdecode(path), limit, records, batches=batches)
-    finally:
-        release()
+) -> ValidationReport:
+    """Validate the cdb file at ``path`` (see :func:`validate_bytes`).  A
+    regular file is mapped; a pipe (``/dev/stdin``) or FIFO is read to
+    its end, up to the format's 4 GiB (a FIFO no one writes to reads as
+    empty, at once); OSError when it cannot be read, FileTypeError
+    (:mod:`pycdb._files`) for a device such as ``/dev/zero``."""
+    with mapped(path, streams=True) as buf:
+        return validate_bytes(buf, os.fsdecode(path), limit=limit, records=records, batches=batches)

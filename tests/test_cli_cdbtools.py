@@ -14,6 +14,7 @@ import errno
 import io
 import json
 import os
+import resource
 import stat
 import struct
 import subprocess
@@ -28,7 +29,10 @@ from hypothesis import strategies as st
 
 from pycdb import cli
 from pycdb._pure import hash as cdb_hash
-from pycdb.cli import _util, cdbtools
+from pycdb.cli import _util
+from pycdb.cli import cdbmake as cdbmake_command
+from pycdb.cli import freecdb as emulation
+from pycdb.cli.cdbtools import TRUNCATED
 
 MASK = 0xFFFFFFFF
 GOLDEN = FIXTURES / "cdbtools"
@@ -382,8 +386,8 @@ def crafted(tables: dict[int, tuple[int, int]], eod: int, body: bytes) -> bytes:
 
 def force_index(monkeypatch: pytest.MonkeyPatch) -> None:
     """Make cdbstats answer through its table index wherever it can."""
-    monkeypatch.setattr(cdbtools, "_INDEX_AFTER", -(10**9))
-    monkeypatch.setattr(cdbtools, "_quick_loop", lambda *args: 0)
+    monkeypatch.setattr(emulation, "_INDEX_AFTER", -(10**9))
+    monkeypatch.setattr(emulation, "_quick_loop", lambda *args: 0)
 
 
 @pytest.mark.parametrize("index", [False, True], ids=["walk", "index"])
@@ -717,7 +721,7 @@ def test_cdbmake_overflow_points(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     the position past the limit fails at once; when only the hash tables
     would not fit, the writer refuses early but cdbmake notices at the end,
     so an input error after that point still wins."""
-    monkeypatch.setattr(cdbtools, "_LIMIT", 2048 + 100)
+    monkeypatch.setattr(cdbmake_command, "_LIMIT", 2048 + 100)
     monkeypatch.setattr("pycdb.writer.Writer._limit", 2048 + 100)
     out, tmp = str(tmp_path / "o.cdb"), str(tmp_path / "o.tmp")
     nomem = f"pycdb: fatal: unable to create {tmp}: out of memory\n"
@@ -868,6 +872,71 @@ def test_missing_and_unreadable_files(tmp_path: Path, command: str) -> None:
         assert r == Result(111, b"", f"pycdb: fatal: unable to open {secret}: access denied\n")
 
 
+def outside(
+    args: list[str], backend: str, stdin: bytes | None = None
+) -> subprocess.CompletedProcess[bytes]:
+    """``pycdb ARGS`` in a child process, with the backend under test, a
+    timeout (a command that waits fails its test instead of hanging the
+    suite) and a 1 GiB address-space cap (one that reads ``/dev/zero`` on
+    and on dies instead of taking the machine's memory)."""
+
+    def cap() -> None:
+        resource.setrlimit(resource.RLIMIT_AS, (1 << 30, 1 << 30))
+
+    return subprocess.run(
+        [script("pycdb"), *args],
+        input=stdin,
+        stdin=None if stdin is not None else subprocess.DEVNULL,
+        capture_output=True,
+        timeout=30,
+        env=child_env(backend=backend),
+        preexec_fn=cap,
+    )
+
+
+@pytest.mark.parametrize("command", ["dump", "stats", "get"])
+def test_fifo_and_device_are_never_waited_on(tmp_path: Path, backend: str, command: str) -> None:
+    """A FIFO is opened without blocking: dump reads it (one no one writes
+    to is empty: truncated, as cdbdump < /dev/null says), get and stats,
+    which map the file, refuse it at once.  A device is refused by all
+    three, never read (/dev/zero has no end)."""
+    extra = ["k"] if command == "get" else []
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    p = outside([command, str(fifo), *extra], backend)
+    if command == "dump":
+        assert freecdb("cdbdump") == Result(111, b"", "pycdb: fatal: " + TRUNCATED + "\n")
+        want = f"pycdb: fatal: {TRUNCATED}\n"
+    else:
+        want = f"pycdb: fatal: unable to read {fifo}: not a regular file (a FIFO)\n"
+    assert (p.returncode, p.stdout, p.stderr.decode()) == (111, b"", want)
+    kind = "a regular file or a pipe" if command == "dump" else "a regular file"
+    p = outside([command, "/dev/zero", *extra], backend)
+    assert (p.returncode, p.stdout, p.stderr.decode()) == (
+        111,
+        b"",
+        f"pycdb: fatal: unable to read /dev/zero: not {kind} (a character device)\n",
+    )
+
+
+@pytest.mark.parametrize("command", ["dump", "stats", "get"])
+def test_pipe_as_file(tmp_path: Path, backend: str, command: str) -> None:
+    """cdbdump reads a pipe, cdbget and cdbstats seek (docs/format.md
+    §11): pycdb dump reads /dev/stdin to its end, get and stats refuse it."""
+    path = real_cdbmake(tmp_path, [(b"k", b"v"), (b"x" * 3000, b"y" * 5000)])
+    extra = ["k"] if command == "get" else []
+    p = outside([command, "/dev/stdin", *extra], backend, stdin=path.read_bytes())
+    if command == "dump":
+        theirs = freecdb("cdbdump", stdin_file=path)
+        assert (p.returncode, p.stdout, p.stderr) == (0, theirs.out, b"")
+    else:
+        assert (p.returncode, p.stdout, p.stderr.decode()) == (
+            111,
+            b"",
+            "pycdb: fatal: unable to read /dev/stdin: not a regular file (a FIFO)\n",
+        )
+
+
 def test_error_text_is_djbs() -> None:
     text = _util.oserror_text
 
@@ -947,12 +1016,12 @@ def test_finder_skip_matches_repeated_findnext(tmp_path: Path) -> None:
     """skip(n) is n findnext() calls, also across a periodic walk."""
     path = tmp_path / "cycle.cdb"
     path.write_bytes(cyclic_cdb())
-    with cdbtools._CdbFile(str(path)) as cdb:
+    with emulation.CdbFile(str(path)) as cdb:
         for key in SMALL_HASH_KEYS[:3]:
             for n in (1, 2, 3, 4, 10, 1000):
-                a = cdbtools.Finder(cdb, key)
+                a = emulation.Finder(cdb, key)
                 r = a.skip(n)
-                b = cdbtools.Finder(cdb, key)
+                b = emulation.Finder(cdb, key)
                 results = [b.findnext() for _ in range(n)]
                 assert r == results[-1] == 1
                 assert (
@@ -960,5 +1029,5 @@ def test_finder_skip_matches_repeated_findnext(tmp_path: Path) -> None:
                     == (b.loop, b.dpos, b.dlen)
                     == (1 + 3 * (n - 1), a.dpos, 2)
                 )
-            big = cdbtools.Finder(cdb, key)
+            big = emulation.Finder(cdb, key)
             assert big.skip(1 << 64) == 0 and big.loop == (1 << 29) + 3

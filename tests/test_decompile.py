@@ -4,6 +4,7 @@ range folding; refusals naming the record; --salvage; the command."""
 
 from __future__ import annotations
 
+import os
 import struct
 import subprocess
 from pathlib import Path
@@ -13,12 +14,14 @@ from helpers import FIXTURES, ref
 from hypothesis import assume, example, given
 from hypothesis import strategies as st
 from rules_helpers import GOOD_RULES, write_cdb
+from test_cli_cdbtools import outside
 
 import pycdb
 from pycdb import cli
+from pycdb._text import quote
 from pycdb.errors import DecompileError
 from pycdb.rules import compile as pycdb_compile
-from pycdb.rules import validate as rv
+from pycdb.rules import soundness
 from pycdb.rules.decompile import decompile
 
 
@@ -184,7 +187,7 @@ def test_impossible_record(
         decompile(path)
     exc = info.value
     assert (exc.offset, exc.key) == (pos, key) and why in exc.reason
-    assert str(exc).startswith(f"{path}: record at offset {pos} (key {pycdb.validate.show(key)}): ")
+    assert str(exc).startswith(f"{path}: record at offset {pos} (key {quote(key)}): ")
     assert str(exc).endswith("(and 1 more such records)")
     assert cli.main(["decompile", str(path)]) == 100
     out, err = capsysbinary.readouterr()
@@ -281,7 +284,7 @@ def test_sound_but_not_canonical(
     pairs[home], pairs[nxt] = pairs[nxt], pairs[home]  # b first, then a
     struct.pack_into("<8I", buf, hpos, *[w for p in pairs for w in p])
     path.write_bytes(bytes(buf))
-    report = rv.check(path)
+    report = soundness.validate_rules(path)
     assert report.sound and not report.canonical
     assert f"hash table {t}" in report.layout_note
     with pycdb.Reader(path) as r:
@@ -337,12 +340,53 @@ def test_command_errors(tmp_path: Path, capsysbinary: pytest.CaptureFixture[byte
     assert b"usage: pycdb decompile" in capsysbinary.readouterr().out
 
 
+def test_fifo_is_never_waited_on(tmp_path: Path, backend: str) -> None:
+    """A FIFO opens without blocking and is read as a pipe (one no one
+    writes to is empty: no text rebuilds it); /dev/zero is refused."""
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    p = outside(["decompile", str(fifo)], backend)
+    assert (p.returncode, p.stdout) == (100, b"")
+    assert p.stderr.decode() == (
+        f"pycdb: fatal: {fifo}: not a sound cdb, so no rules text rebuilds it: offset 0: "
+        "the file is 0 bytes, shorter than the 2048-byte header\n"
+    )
+    p = outside(["decompile", "/dev/zero"], backend)
+    assert (p.returncode, p.stdout) == (111, b"")
+    assert p.stderr == (
+        b"pycdb: fatal: unable to read /dev/zero: not a regular file or a pipe "
+        b"(a character device)\n"
+    )
+
+
+def test_pipe(backend: str) -> None:
+    """A pipe is read to its end."""
+    path = FIXTURES / "rules" / "tcp.smtp.cdb"
+    p = outside(["decompile", "--no-comment", "/dev/stdin"], backend, stdin=path.read_bytes())
+    assert (p.returncode, p.stderr) == (0, b"")
+    assert p.stdout == text_of(path, comment=False)
+
+
 def test_comment_names_the_file_on_one_line(tmp_path: Path) -> None:
     path = tmp_path / "odd\nname\x1b.cdb"
     assert tcprules(path, b"1.2.3.4:allow\n").returncode == 0
     lines = text_of(path).split(b"\n")
     assert lines[0].endswith(b"odd\\x0aname\\x1b.cdb (1 records)")
     assert lines[1:] == [b"1.2.3.4:allow", b""]
+
+
+def test_file_name_that_is_not_utf8(
+    tmp_path: Path, capsysbinary: pytest.CaptureFixture[bytes]
+) -> None:
+    """Escaped in the comment line like any bytes in a message, never an
+    internal error."""
+    path = tmp_path / os.fsdecode(b"n\xff\xc3\xa9.cdb")
+    assert tcprules(path, b"1.2.3.4:allow\n").returncode == 0
+    assert cli.main(["decompile", str(path)]) == 0
+    out, err = capsysbinary.readouterr()
+    assert err == b""
+    assert out.split(b"\n")[0].endswith(b"n\\xff\xc3\xa9.cdb (1 records)")
+    assert out.split(b"\n")[1:] == [b"1.2.3.4:allow", b""]
 
 
 def test_library_iterates_lines_and_chunks(tmp_path: Path) -> None:
@@ -395,7 +439,7 @@ def test_damaged_files(tmp_path: Path, edits: list[tuple[int, int]], cut: int, t
     for where, value in edits:
         buf[where % len(buf)] = value
     data = bytes(buf[: len(buf) - cut]) + tail
-    report = rv.check_bytes(data)
+    report = soundness.validate_rules_bytes(data)
     with decompile(data, salvage=True) as d:
         salvaged = b"".join(d)
     assert tcprules(tmp_path / "s.cdb", salvaged).returncode == 0

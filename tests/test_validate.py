@@ -45,28 +45,28 @@ def a_table(buf: bytes | bytearray, records: int) -> int:
 
 
 def codes(buf: bytes | bytearray) -> set[str]:
-    return {f.code for f in validate.check_bytes(bytes(buf)).findings}
+    return {f.code for f in validate.validate_bytes(bytes(buf)).findings}
 
 
 def test_sound_file(tmp_path: Path) -> None:
-    report = validate.check_bytes(bytes(build(tmp_path, RECORDS)))
+    report = validate.validate_bytes(bytes(build(tmp_path, RECORDS)))
     assert report.sound and report.records == len(RECORDS) and report.findings == []
 
 
 def test_empty_database_is_sound(tmp_path: Path) -> None:
-    assert validate.check_bytes(bytes(build(tmp_path, []))).sound
+    assert validate.validate_bytes(bytes(build(tmp_path, []))).sound
 
 
 def test_truncated(tmp_path: Path) -> None:
     buf = build(tmp_path, RECORDS)
     for cut in (1, 8, len(buf) // 2, len(buf) - 2047):
-        report = validate.check_bytes(bytes(buf[:-cut]))
+        report = validate.validate_bytes(bytes(buf[:-cut]))
         assert not report.sound
         assert report.findings[0].code in {"header", "short"}
 
 
 def test_short_file() -> None:
-    report = validate.check_bytes(b"\0" * 100)
+    report = validate.validate_bytes(b"\0" * 100)
     assert [f.code for f in report.findings] == ["short"]
 
 
@@ -75,7 +75,7 @@ def test_pointer_past_the_end(tmp_path: Path) -> None:
     t = a_table(buf, 1)
     off, h, p = next(s for s in slots_of(buf, t) if s[2])
     struct.pack_into("<II", buf, off, h, len(buf) + 100)
-    found = validate.check_bytes(bytes(buf)).findings
+    found = validate.validate_bytes(bytes(buf)).findings
     assert any(
         f.code == "slot" and f.offset == off and "not the start of a record" in f.message
         for f in found
@@ -86,7 +86,7 @@ def test_pointer_past_the_end(tmp_path: Path) -> None:
 def test_header_past_the_end(tmp_path: Path) -> None:
     buf = build(tmp_path, RECORDS)
     struct.pack_into("<II", buf, 8 * 7, len(buf) - 8, 4)
-    found = validate.check_bytes(bytes(buf)).findings
+    found = validate.validate_bytes(bytes(buf)).findings
     assert any(f.code == "header" and f.offset == 56 for f in found)
 
 
@@ -112,7 +112,7 @@ def test_slot_hash_disagrees(tmp_path: Path) -> None:
     t = a_table(buf, 1)
     off, h, p = next(s for s in slots_of(buf, t) if s[2])
     struct.pack_into("<I", buf, off, h ^ 0x100)
-    found = [f for f in validate.check_bytes(bytes(buf)).findings if f.code == "slot-hash"]
+    found = [f for f in validate.validate_bytes(bytes(buf)).findings if f.code == "slot-hash"]
     assert len(found) == 1 and found[0].offset == off and found[0].key is not None
 
 
@@ -121,7 +121,7 @@ def test_record_no_slot_reaches(tmp_path: Path) -> None:
     t = a_table(buf, 1)
     off, h, p = next(s for s in slots_of(buf, t) if s[2])
     struct.pack_into("<II", buf, off, 0, 0)
-    found = [f for f in validate.check_bytes(bytes(buf)).findings if f.code == "unindexed"]
+    found = [f for f in validate.validate_bytes(bytes(buf)).findings if f.code == "unindexed"]
     assert len(found) == 1 and found[0].offset == p
 
 
@@ -137,7 +137,7 @@ def test_unreachable_behind_an_empty_slot(tmp_path: Path) -> None:
 
 def test_trailing_bytes(tmp_path: Path) -> None:
     buf = build(tmp_path, RECORDS) + b"junk"
-    found = validate.check_bytes(bytes(buf)).findings
+    found = validate.validate_bytes(bytes(buf)).findings
     assert [f.code for f in found] == ["leftover"]
     assert found[0].offset == len(buf) - 4
 
@@ -167,7 +167,7 @@ def test_findings_are_capped() -> None:
         struct.pack_into("<II", buf, 8 * i, 2048, 1000 if i == 0 else 0)
     for s in range(1000):
         struct.pack_into("<II", buf, 2048 + 8 * s, 1, 99)
-    report = validate.check_bytes(bytes(buf), limit=10)
+    report = validate.validate_bytes(bytes(buf), limit=10)
     assert len(report.findings) == 10 and report.suppressed > 900 and not report.sound
 
 
@@ -177,7 +177,7 @@ def test_cdbmake_files_are_sound(tmp_path: Path, records: list[tuple[bytes, byte
     out = tmp_path / "ref.cdb"
     done = run_ref("cdbmake", str(out), str(tmp_path / "ref.tmp"), input=text)
     assert done.returncode == 0
-    report = validate.check(out)
+    report = validate.validate(out)
     assert report.sound, report.findings
     assert report.canonical, report.layout_note
     assert report.records == len(records)
@@ -187,9 +187,9 @@ def test_cdbmake_files_are_sound(tmp_path: Path, records: list[tuple[bytes, byte
 
 
 def test_files_the_tools_write_are_canonical(tmp_path: Path) -> None:
-    report = validate.check_bytes(bytes(build(tmp_path, RECORDS)))
+    report = validate.validate_bytes(bytes(build(tmp_path, RECORDS)))
     assert report.canonical and report.layout_note == ""
-    assert validate.check_bytes(bytes(build(tmp_path, []))).canonical
+    assert validate.validate_bytes(bytes(build(tmp_path, []))).canonical
 
 
 def test_same_home_slot_swapped_is_sound_but_not_canonical(tmp_path: Path) -> None:
@@ -212,7 +212,7 @@ def test_same_home_slot_swapped_is_sound_but_not_canonical(tmp_path: Path) -> No
     (oa, ha, pa), (ob, hb, pb) = slots[home], slots[nxt]
     struct.pack_into("<II", buf, oa, hb, pb)
     struct.pack_into("<II", buf, ob, ha, pa)
-    report = validate.check_bytes(bytes(buf))
+    report = validate.validate_bytes(bytes(buf))
     assert report.sound and not report.canonical
     assert report.layout_note == f"hash table {t} is not the one cdbmake builds from its records"
 
@@ -227,7 +227,7 @@ def test_tables_in_another_order(tmp_path: Path) -> None:
     buf[p1 : p1 + 16], buf[p2 : p2 + 16] = two, one
     struct.pack_into("<II", buf, 8 * t1, p2, n1)
     struct.pack_into("<II", buf, 8 * t2, p1, n2)
-    report = validate.check_bytes(bytes(buf))
+    report = validate.validate_bytes(bytes(buf))
     assert report.sound and not report.canonical
     assert report.layout_note.startswith(
         f"header entry {t1} is ({p2}, 2); cdbmake writes ({p1}, 2)"
@@ -240,7 +240,7 @@ def test_slot_in_the_wrong_table(tmp_path: Path) -> None:
     (off, h, p) = next(s for s in slots_of(buf, t1) if s[2])
     empty = next(s for s in slots_of(buf, t2) if not s[2])
     struct.pack_into("<II", buf, empty[0], h, p)
-    found = validate.check_bytes(bytes(buf)).findings
+    found = validate.validate_bytes(bytes(buf)).findings
     assert {(f.code, f.offset) for f in found} >= {
         ("slot-hash", empty[0]),
         ("duplicate-slot", empty[0]),
@@ -252,7 +252,7 @@ def test_empty_slot_with_a_hash(tmp_path: Path) -> None:
     buf = build(tmp_path, RECORDS)
     off = next(s for s in slots_of(buf, a_table(buf, 1)) if not s[2])[0]
     struct.pack_into("<I", buf, off, 12345)
-    found = validate.check_bytes(bytes(buf)).findings
+    found = validate.validate_bytes(bytes(buf)).findings
     assert [(f.code, f.offset) for f in found] == [("slot", off)]
 
 
@@ -264,7 +264,7 @@ def test_overlapping_tables_are_bounded() -> None:
     buf = bytearray(2048 + 8 * slots)
     for i in range(256):
         struct.pack_into("<II", buf, 8 * i, 2048, slots)
-    report = validate.check_bytes(bytes(buf), limit=10_000)
+    report = validate.validate_bytes(bytes(buf), limit=10_000)
     assert sum(f.code == "layout" for f in report.findings) == 255
     assert not report.sound and not report.canonical
 
@@ -273,7 +273,9 @@ def test_hooks_see_every_record_in_order(tmp_path: Path) -> None:
     buf = bytes(build(tmp_path, RECORDS))
     calls: list[tuple[int, int, int, int]] = []
     batches: list[validate.Batch] = []
-    report = validate.check_bytes(buf, records=lambda *a: calls.append(a), batches=batches.append)
+    report = validate.validate_bytes(
+        buf, records=lambda *a: calls.append(a), batches=batches.append
+    )
     assert report.sound and len(calls) == len(RECORDS)
     keys = [
         buf[kpos : kpos + klen] for _, klen, kpos, _ in ((p, k, p + 8, d) for p, k, _, d in calls)
@@ -287,12 +289,12 @@ def test_hooks_see_every_record_in_order(tmp_path: Path) -> None:
 def test_buffer_types(tmp_path: Path) -> None:
     buf = build(tmp_path, RECORDS)
     for kind in (bytes, bytearray, memoryview):
-        assert validate.check_bytes(kind(buf)).sound  # type: ignore[operator]
+        assert validate.validate_bytes(kind(buf)).sound  # type: ignore[operator]
 
 
 def test_batches_across_the_boundary(tmp_path: Path) -> None:
     records = [(b"%d" % i, b"v") for i in range(validate.BATCH + 10)]
     buf = bytes(build(tmp_path, records))
     sizes: list[int] = []
-    report = validate.check_bytes(buf, batches=lambda b: sizes.append(len(b.keys)))
+    report = validate.validate_bytes(buf, batches=lambda b: sizes.append(len(b.keys)))
     assert report.sound and report.canonical and sizes == [validate.BATCH, 10]

@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 from helpers import FIXTURES, child_env, script
 from rules_helpers import write_cdb
+from test_cli_cdbtools import outside
 from test_validate import RECORDS, a_table, build, slots_of
 
 from pycdb import cli
@@ -187,12 +188,30 @@ def test_limit(tmp_path: Path, capsys: Capture) -> None:
     assert len(report["findings"]) == 5 and report["suppressed"] == 15
 
 
-def test_json_keys_are_latin1(tmp_path: Path, capsys: Capture) -> None:
+def test_json_findings(tmp_path: Path, capsys: Capture) -> None:
+    """Each finding as pycdb.findings.Finding.as_dict writes one: its key
+    UTF-8 text, a byte that is not UTF-8 a lone surrogate
+    (``surrogateescape`` gives the bytes back), as ``pycdb check`` and
+    ``pycdb lint`` write keys."""
     path = tmp_path / "r.cdb"
-    key = b"\xff\x00:"
-    write_cdb(path, [(b"x", b"D\0"), (key, b"")])
+    odd, utf8 = b"\xff\x00:", "café:".encode()
+    write_cdb(path, [(b"x", b"D\0"), (odd, b""), (utf8, b"")])
     _, report = as_json(capsys, path)
-    assert report["findings"][0]["key"].encode("latin-1") == key
+    first, second = report["findings"]
+    assert first["key"].encode("utf-8", "surrogateescape") == odd
+    assert second["key"] == "café:"
+    assert set(first) == {"severity", "code", "line", "offset", "key", "message"}
+    assert (first["severity"], first["line"], first["code"]) == ("error", None, "rules-key")
+
+
+def test_keys_in_messages_are_shown_as_text(tmp_path: Path, capsys: Capture) -> None:
+    """A key in a message is UTF-8 where it decodes, every other byte and
+    every control byte escaped (pycdb._text.quote), as lint shows keys."""
+    path = tmp_path / "r.cdb"
+    write_cdb(path, [(b"x", b"D\0"), ("café:\n".encode() + b"\xff", b"")])
+    code, out, _ = run(capsys, str(path))
+    assert code == 100
+    assert "has the key 'café:\\x0a\\xff', which no tcprules line can produce" in out
 
 
 # ---- errors and usage -------------------------------------------------------------
@@ -214,7 +233,8 @@ def test_unreadable(tmp_path: Path, capsys: Capture) -> None:
     assert run(capsys, "/dev/zero") == (
         111,
         "",
-        "pycdb: fatal: unable to read /dev/zero: not a regular file or a pipe\n",
+        "pycdb: fatal: unable to read /dev/zero: not a regular file or a pipe "
+        "(a character device)\n",
     )
     if os.geteuid() != 0:  # root reads anything
         locked = tmp_path / "locked.cdb"
@@ -263,10 +283,38 @@ def test_standard_input_and_dash_names() -> None:
     assert done.returncode == 100 and json.loads(done.stdout)["sound"] is False
 
 
+def test_fifo_is_never_waited_on(tmp_path: Path, backend: str) -> None:
+    """A FIFO opens without blocking and is read as a pipe: one no one
+    writes to is an empty file, found at once; /dev/zero is refused."""
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    p = outside(["validate", str(fifo)], backend)
+    assert (p.returncode, p.stderr) == (100, b"")
+    assert p.stdout.decode().splitlines()[1:] == [
+        f"{fifo}: offset 0: the file is 0 bytes, shorter than the 2048-byte header",
+        f"{fifo}: NOT sound: 1 problem",
+    ]
+    p = outside(["validate", "--json", "/dev/zero"], backend)
+    assert (p.returncode, p.stdout) == (111, b"")
+    assert p.stderr == (
+        b"pycdb: fatal: unable to read /dev/zero: not a regular file or a pipe "
+        b"(a character device)\n"
+    )
+
+
+def test_file_name_that_is_not_utf8(tmp_path: Path, capsysbinary: Any) -> None:
+    """The report names the file by its bytes, whatever the locale."""
+    raw = bytes(tmp_path) + b"/n\xff.cdb"
+    write_cdb(os.fsdecode(raw), [(b"1.2.3.4", b"D\0")])
+    assert cli.main(["validate", os.fsdecode(raw)]) == 0
+    out, err = capsysbinary.readouterr()
+    assert err == b"" and out.endswith(raw + b": sound; every record is one tcprules can write\n")
+
+
 def test_both_backends_agree(tmp_path: Path) -> None:
     """The same findings, word for word, whichever backend hashes."""
     from pycdb import _backend
-    from pycdb.rules import validate as rv
+    from pycdb.rules import soundness
 
     buf = build(tmp_path, RECORDS)
     (o1, h1, p1), (o2, h2, p2) = slots_of(buf, a_table(buf, 1))
@@ -275,5 +323,5 @@ def test_both_backends_agree(tmp_path: Path) -> None:
     reports = []
     for name in _backend.available():
         with _backend.use(name):
-            reports.append(rv.check(path).as_dict())
+            reports.append(soundness.validate_rules(path).as_dict())
     assert all(r == reports[0] for r in reports) and not reports[0]["sound"]

@@ -17,8 +17,8 @@ from rules_helpers import GOOD_RULES, write_cdb
 
 import pycdb
 from pycdb.errors import LineRefused
-from pycdb.rules import forms
-from pycdb.rules import validate as rv
+from pycdb.findings import Finding
+from pycdb.rules import forms, soundness
 from pycdb.rules.language import expand
 
 
@@ -141,10 +141,10 @@ def test_tcprules_files_are_sound(tmp_path: Path, text: bytes) -> None:
     assume(done.returncode == 0)
     path = tmp_path / "t.cdb"
     for rules in (None, True):
-        report = rv.check(path, rules=rules)
+        report = soundness.validate_rules(path, rules=rules)
         assert report.sound, report.findings
         assert report.canonical, report.layout_note
-    report = rv.check(path)
+    report = soundness.validate_rules(path)
     records = records_of(path)
     assert report.records == len(records)
     has_items = any(d[:1] in (b"D", b"+") for _, d in records)
@@ -153,7 +153,7 @@ def test_tcprules_files_are_sound(tmp_path: Path, text: bytes) -> None:
 
 def test_fixtures_are_sound() -> None:
     for path in sorted((FIXTURES / "rules").glob("*.cdb")):
-        report = rv.check(path)
+        report = soundness.validate_rules(path)
         assert report.sound and report.canonical and report.kind == "tcprules", path
 
 
@@ -162,8 +162,8 @@ def test_fixtures_are_sound() -> None:
 GOOD = [(b"127.0.0.1", b"+RELAYCLIENT=\0"), (b"10.", b"D\0"), (b"", b"")]
 
 
-def findings(path: Path, **kw: object) -> list[pycdb.validate.Finding]:
-    return rv.check(path, **kw).findings  # type: ignore[arg-type]
+def findings(path: Path, **kw: object) -> list[Finding]:
+    return soundness.validate_rules(path, **kw).findings  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize(
@@ -182,7 +182,7 @@ def findings(path: Path, **kw: object) -> list[pycdb.validate.Finding]:
 def test_bad_data(tmp_path: Path, data: bytes, reason: str, at: int) -> None:
     path = tmp_path / "r.cdb"
     write_cdb(path, [*GOOD, (b"1.2.3.4", data)])
-    report = rv.check(path)
+    report = soundness.validate_rules(path)
     assert report.kind == "tcprules" and not report.sound
     (f,) = report.findings
     pos = 2048 + sum(8 + len(k) + len(d) for k, d in GOOD)
@@ -190,7 +190,7 @@ def test_bad_data(tmp_path: Path, data: bytes, reason: str, at: int) -> None:
     assert reason in f.message and "'1.2.3.4'" in f.message
     assert f"data byte {at}, file offset {pos + 8 + 7 + at}" in f.message
     # The structure alone is fine.
-    assert rv.check(path, rules=False).sound
+    assert soundness.validate_rules(path, rules=False).sound
 
 
 @pytest.mark.parametrize(
@@ -218,7 +218,7 @@ def test_findings_in_file_order_and_capped(tmp_path: Path) -> None:
         (b"k:%d" % i if i % 2 else b"%d" % i, b"D\0" if i % 3 else b"junk") for i in range(300)
     ]
     write_cdb(path, [(b"x", b"D\0"), *records])
-    report = rv.check(path, rules=True, limit=50)
+    report = soundness.validate_rules(path, rules=True, limit=50)
     assert len(report.findings) == 50 and not report.sound
     bad = sum(1 for k, d in records if b":" in k) + sum(1 for k, d in records if d == b"junk")
     assert report.suppressed == bad - 50
@@ -243,7 +243,7 @@ def test_structure_first(tmp_path: Path) -> None:
 def test_recognised(tmp_path: Path) -> None:
     path = tmp_path / "r.cdb"
     write_cdb(path, GOOD)
-    report = rv.check(path)
+    report = soundness.validate_rules(path)
     assert report.kind == "tcprules" and "recognised" in report.kind_basis
     assert "3 of 3 records" in report.kind_basis
 
@@ -251,7 +251,7 @@ def test_recognised(tmp_path: Path) -> None:
 def test_damaged_rules_still_recognised(tmp_path: Path) -> None:
     path = tmp_path / "r.cdb"
     write_cdb(path, [*GOOD, (b"1.2.3.4", b"garbage"), (b"a:b", b"D\0")])
-    report = rv.check(path)
+    report = soundness.validate_rules(path)
     assert report.kind == "tcprules"
     assert [f.code for f in report.findings] == ["rules-data", "rules-key"]
 
@@ -264,10 +264,10 @@ def test_other_cdb_not_flagged(tmp_path: Path) -> None:
     records = [(b"!user%d-" % i, b"user%d\0%d\0%d\0/home/u\0-\0\0" % (i, i, i)) for i in range(200)]
     records += [(b"+odd", b"+A=1\0"), (b"empty", b"")]
     write_cdb(path, records)
-    report = rv.check(path)
+    report = soundness.validate_rules(path)
     assert report.sound and report.kind == "cdb" and not report.findings
     assert "not recognised" in report.kind_basis and "--rules" in report.kind_basis
-    forced = rv.check(path, rules=True, limit=10_000)
+    forced = soundness.validate_rules(path, rules=True, limit=10_000)
     assert forced.kind == "tcprules" and "--rules" in forced.kind_basis
     assert len([f for f in forced.findings if f.code == "rules-data"]) == 200
     assert len([f for f in forced.findings if f.code == "rules-key"]) == 200  # 'user1-'
@@ -276,24 +276,24 @@ def test_other_cdb_not_flagged(tmp_path: Path) -> None:
 def test_key_set_not_recognised(tmp_path: Path) -> None:
     path = tmp_path / "s.cdb"
     write_cdb(path, [(b"word-%d" % i, b"") for i in range(20)])
-    report = rv.check(path)
+    report = soundness.validate_rules(path)
     assert report.sound and report.kind == "cdb" and "empty" in report.kind_basis
-    assert len(rv.check(path, rules=True).findings) == 20
+    assert len(soundness.validate_rules(path, rules=True).findings) == 20
 
 
 def test_no_rules(tmp_path: Path) -> None:
     path = tmp_path / "r.cdb"
     write_cdb(path, [*GOOD, (b"a:b", b"x")])
-    report = rv.check(path, rules=False)
+    report = soundness.validate_rules(path, rules=False)
     assert report.sound and report.kind == "cdb" and "--no-rules" in report.kind_basis
 
 
 def test_empty_database(tmp_path: Path) -> None:
     path = tmp_path / "e.cdb"
     assert tcprules(tmp_path, b"", "e.cdb").returncode == 0
-    report = rv.check(path)
+    report = soundness.validate_rules(path)
     assert report.sound and report.canonical and report.records == 0 and report.kind == "cdb"
-    assert rv.check(path, rules=True).sound
+    assert soundness.validate_rules(path, rules=True).sound
 
 
 def test_data_problem_agrees_with_decode() -> None:
@@ -301,7 +301,7 @@ def test_data_problem_agrees_with_decode() -> None:
     from pycdb.rules.data import decode
 
     for data in (b"", b"D\0", b"+A=1\0", b"x", b"+A=\0\0"):
-        err = rv.data_problem(data)
+        err = soundness.data_problem(data)
         try:
             decode(data)
         except DataError as exc:
@@ -315,5 +315,5 @@ def test_cdbmake_file_with_rules_data(tmp_path: Path) -> None:
     text = b"+3,2:1.2->D\0\n+0,0:->\n\n"
     done = run_ref("cdbmake", str(tmp_path / "m.cdb"), str(tmp_path / "m.tmp"), input=text)
     assert done.returncode == 0
-    report = rv.check(tmp_path / "m.cdb")
+    report = soundness.validate_rules(tmp_path / "m.cdb")
     assert report.sound and report.kind == "tcprules" and report.canonical

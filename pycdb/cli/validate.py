@@ -1,10 +1,12 @@
 """``pycdb validate FILE``: is a cdb (or tcprules database) sound?
 
-The structural check of :mod:`pycdb.validate` (every byte where cdbmake
-puts it: header, records, hash tables, slots), and for a tcprules
-database, recognised or asked for with ``--rules``, the rules checks of
-:mod:`pycdb.rules.validate` (every key one tcprules can produce, every
-value tcprules data).  ``--no-rules`` checks the structure only.
+The structural validation of :mod:`pycdb.validate` (every byte where
+cdbmake puts it: header, records, hash tables, slots), and for a tcprules
+database, recognised or asked for with ``--rules``, the rules-level
+validation of :mod:`pycdb.rules.soundness` (every key one tcprules can
+produce, every value tcprules data), through
+:func:`pycdb.rules.soundness.validate_rules`.  ``--no-rules`` validates
+the structure only.
 
 Human output, on standard output: a first line naming the file, its
 records and size and which kind of database it was checked as (and why),
@@ -12,8 +14,10 @@ then one line per finding (``FILE: offset N: what is wrong``), then
 ``FILE: sound`` or ``FILE: NOT sound: N problems``.  At most ``--limit``
 findings (default 1000) are printed; the last line says how many more
 were found.  ``--json`` prints one JSON object instead (see
-:meth:`pycdb.validate.Report.as_dict`; a key is text with one character
-per byte, ``.encode("latin-1")`` gives it back).
+:meth:`pycdb.validate.ValidationReport.as_dict`; each finding as
+:meth:`pycdb.findings.Finding.as_dict`, its key UTF-8 text where a byte
+that is not UTF-8 is a lone surrogate: ``.encode("utf-8",
+"surrogateescape")`` gives the bytes back).
 
 Exit 0 when sound, 100 when not (or for bad usage), 111 when the file
 cannot be read (``pycdb: fatal: unable to read FILE: ...``).
@@ -24,9 +28,9 @@ from __future__ import annotations
 import json
 import sys
 
-from ..rules import validate as rules_validate
-from ..validate import Report
-from ._util import Fatal, oserror_text, split_options, usage
+from ..rules.soundness import validate_rules
+from ..validate import ValidationReport, describe
+from ._util import Fatal, oserror_text, split_options, stdout, usage
 
 USAGE = "pycdb validate FILE [--rules | --no-rules] [--json] [--limit N]"
 
@@ -73,13 +77,13 @@ def _parse(args: list[str]) -> tuple[str, bool | None, bool, int] | None:
     return operands[0], rules, "json" in options, limit
 
 
-def text(report: Report) -> str:
+def text(report: ValidationReport) -> str:
     """The human report."""
     name = report.name
     lines = [
         f"{name}: {report.records} records in {report.size} bytes; {report.kind_basis}",
     ]
-    lines += [f"{name}: {finding}" for finding in report.findings]
+    lines += [f"{name}: {describe(finding)}" for finding in report.findings]
     if report.sound:
         verdict = f"{name}: sound"
         if report.kind == "tcprules":
@@ -107,13 +111,15 @@ def main(command: str, args: list[str]) -> int:
         return 0
     path, rules, as_json, limit = parsed
     try:
-        report = rules_validate.check(path, rules=rules, limit=limit)
+        report = validate_rules(path, rules=rules, limit=limit)
     except OSError as exc:
         raise Fatal(111, f"unable to read {path}: {oserror_text(exc)}") from None
     out = json.dumps(report.as_dict()) + "\n" if as_json else text(report)
     try:
-        sys.stdout.write(out)
-        sys.stdout.flush()
+        # A file name that is not UTF-8 comes out as the bytes it is made of.
+        binary = stdout()
+        binary.write(out.encode("utf-8", "surrogateescape"))
+        binary.flush()
     except OSError as exc:
         raise Fatal(111, f"unable to write output: {oserror_text(exc)}") from None
     return 0 if report.sound else 100

@@ -10,7 +10,7 @@ refuses, before printing anything, a file for which no text can do that:
 * one that is not structurally sound, or is sound but laid out otherwise
   than cdbmake does (another writer's slot order, tables in another
   order): no tcprules run writes those bytes (see
-  :attr:`pycdb.validate.Report.canonical`);
+  :attr:`pycdb.validate.ValidationReport.canonical`);
 * one with a record tcprules cannot have written: a key no line can
   produce (:mod:`pycdb.rules.forms`) or data that is not tcprules data
   (:func:`pycdb.rules.data.decode`).  The error names the record's
@@ -35,19 +35,23 @@ in ``"`` unless it holds one, then in another byte it lacks.  A first
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Generator, Iterator
 from typing import Any, Callable
 
+from .._files import mapped
+from .._format import HEADER_SIZE, PAIR, read_header
+from .._text import quote, show
 from .._version import __version__
-from ..errors import DecompileError, LineRefused
-from ..validate import Report, header_of, open_buffer, record_area_end, show, walk
-from . import validate as _validate
+from ..errors import CorruptError, DecompileError, LineRefused
+from ..validate import KEY_SHOWN, ValidationReport, broken_record, describe, record_area_end, walk
 from .data import decode, pick_delimiter
 from .forms import DECIMAL, address_of, is_range, key_problem, next_in_range, range_address
 from .language import action_and_env, expand
+from .soundness import validate_rules_bytes
 
-__all__ = ["Decompiled", "decompile", "rest_of_line", "show_name"]
+__all__ = ["Decompiled", "decompile", "rest_of_line"]
 
 
 def rest_of_line(data: bytes) -> bytes:
@@ -103,7 +107,7 @@ class Decompiled:
         self,
         buf: Any,
         release: Callable[[], None],
-        report: Report,
+        report: ValidationReport,
         *,
         exact: bool,
         salvage: bool,
@@ -153,15 +157,17 @@ class Decompiled:
     def _text(self, buf: Any, salvage: bool, comment: bool) -> Iterator[bytes]:
         report = self.report
         if comment:
+            # The name as a message shows bytes: one line, whatever the name holds.
+            shown = show(os.fsencode(report.name))
             head = [
-                f"# tcprules text decompiled by pycdb {__version__} from {show_name(report.name)}"
+                f"# tcprules text decompiled by pycdb {__version__} from {shown}"
                 f" ({report.records} records)\n"
             ]
             head += [f"# NOT EXACT: {note}\n" for note in self.notes]
             yield "".join(head).encode()
-        if len(buf) < 2048:
+        if len(buf) < HEADER_SIZE:
             return
-        eod = record_area_end(header_of(buf), len(buf))
+        eod = record_area_end(read_header(buf), len(buf))
         rests: dict[bytes, bytes | None] = {}
         out: list[bytes] = []
         put = out.append
@@ -189,12 +195,18 @@ class Decompiled:
             return address + rest
 
         # Where a salvaged file's records run into its hash tables.
-        stops: list[str] = []
-
-        def stop(code: str, message: str, offset: int | None = None, key: object = None) -> None:
-            stops.append(f"# the records end here: offset {offset}: {message}\n")
-
-        for batch in walk(buf, eod, stop, data=True):
+        stop = ""
+        batches = walk(buf, eod, report.name, data=True)
+        while True:
+            try:
+                batch = next(batches)
+            except StopIteration:
+                break
+            except CorruptError as exc:
+                assert exc.offset is not None
+                where = exc.offset
+                stop = f"# the records end here: offset {where}: {broken_record(buf, eod, where)}\n"
+                break
             for pos, key, value in zip(batch.positions, batch.keys, batch.data()):
                 if open_ and value == data:
                     if field is not None:
@@ -227,7 +239,7 @@ class Decompiled:
                         raise AssertionError("internal error: an impossible record was not found")
                     self.skipped += 1
                     put(
-                        f"# skipped the record at offset {pos} (key {show(key)}): "
+                        f"# skipped the record at offset {pos} (key {quote(key, KEY_SHOWN)}): "
                         f"{_why(key, value)}\n".encode()
                     )
                     continue
@@ -238,17 +250,13 @@ class Decompiled:
                 out.clear()
         if open_:
             put(line())
-        out += [note.encode() for note in stops]
+        if stop:
+            put(stop.encode())
         if out:
             yield b"".join(out)
 
 
-def show_name(name: str) -> str:
-    """A file name for a comment line: no control character survives."""
-    return "".join(f"\\x{ord(c):02x}" if c < " " or c == "\x7f" else c for c in name)
-
-
-def _refusal(buf: Any, report: Report) -> DecompileError | None:
+def _refusal(buf: Any, report: ValidationReport) -> DecompileError | None:
     """Why no text rebuilds the file, or None when one does."""
     name = report.name
     structural = [f for f in report.findings if not f.code.startswith("rules-")]
@@ -256,7 +264,7 @@ def _refusal(buf: Any, report: Report) -> DecompileError | None:
         f = structural[0]
         more = len(report.findings) + report.suppressed - 1
         extra = f" (and {more} more problems: pycdb validate lists them)" if more else ""
-        reason = f"not a sound cdb, so no rules text rebuilds it: {f}{extra}"
+        reason = f"not a sound cdb, so no rules text rebuilds it: {describe(f)}{extra}"
         return DecompileError(f"{name}: {reason}", reason, f.offset, f.key, report)
     if report.findings:
         f = report.findings[0]
@@ -264,12 +272,12 @@ def _refusal(buf: Any, report: Report) -> DecompileError | None:
         pos = f.offset
         key = f.key
         dpos = pos + 8 + len(key)
-        dlen = int.from_bytes(bytes(buf[pos + 4 : pos + 8]), "little")
+        dlen = PAIR.unpack_from(buf, pos)[1]
         why = _why(key, bytes(buf[dpos : dpos + dlen])) or f.message
         more = len(report.findings) + report.suppressed - 1
         extra = f" (and {more} more such records)" if more else ""
         return DecompileError(
-            f"{name}: record at offset {pos} (key {show(key)}): {why}{extra}",
+            f"{name}: record at offset {pos} (key {quote(key, KEY_SHOWN)}): {why}{extra}",
             why,
             pos,
             key,
@@ -296,17 +304,19 @@ def decompile(
     first, so :class:`DecompileError` comes before any text: a file no
     text rebuilds is refused (see the module docstring), unless
     ``salvage`` asks for the rules that can be read.  ``comment`` adds
-    the first ``#`` line saying where the text came from.  OSError when
-    the file cannot be read."""
+    the first ``#`` line saying where the text came from.  A path is read
+    as :func:`pycdb.validate.validate` reads it (a pipe to its end, a
+    device refused); OSError when the file cannot be read."""
     buf: Any
+    held = contextlib.ExitStack()  # the mapping, released when the text is done
     if isinstance(source, (bytes, bytearray, memoryview)):
-        buf, release = bytes(source), _nothing
+        buf = bytes(source)
         label = name or "<bytes>"
     else:
-        buf, release = open_buffer(source)
+        buf = held.enter_context(mapped(source, streams=True))
         label = name or os.fsdecode(source)
     try:
-        report = _validate.check_bytes(buf, label, rules=True, limit=100)
+        report = validate_rules_bytes(buf, label, rules=True, limit=100)
         refusal = _refusal(buf, report)
         notes: list[str] = []
         if refusal is not None:
@@ -314,18 +324,14 @@ def decompile(
                 raise refusal
             notes.append(refusal.reason)
     except BaseException:
-        release()
+        held.close()
         raise
     return Decompiled(
         buf,
-        release,
+        held.close,
         report,
         exact=refusal is None,
         salvage=salvage,
         comment=comment,
         notes=notes,
     )
-
-
-def _nothing() -> None:
-    pass

@@ -1,10 +1,10 @@
-"""Is a tcprules database sound?  The structural check of
+"""Is a tcprules database sound?  The structural validation of
 :mod:`pycdb.validate`, plus what only a rules database must satisfy:
 every record's data is data tcprules writes (:func:`pycdb.rules.data.decode`
 accepts it) and every key is one a tcprules line can produce
 (:mod:`pycdb.rules.forms`).  A file that passes both is one tcprules
 could have written, and the text :mod:`pycdb.rules.decompile` prints for
-it compiles back to it.
+it compiles back to it.  ``pycdb validate`` is :func:`validate_rules`.
 
 Which files get the rules checks: those asked for (``rules=True``, the
 ``--rules`` option), and otherwise those *recognised* as tcprules
@@ -22,7 +22,8 @@ every record that is not a rule.  Recognised means both:
   other kinds of data, which start with any byte, almost never are.
 
 ``rules=False`` (``--no-rules``) never applies them.  The report says
-which kind was assumed and why (``Report.kind``, ``Report.kind_basis``).
+which kind was assumed and why (``ValidationReport.kind``,
+``ValidationReport.kind_basis``).
 """
 
 from __future__ import annotations
@@ -31,15 +32,17 @@ import os
 from collections import Counter
 from collections.abc import Iterable
 from itertools import repeat
-from typing import Any
 
-from .. import validate as _structure
+from .._files import mapped
+from .._format import Buffer
+from .._text import quote
 from ..errors import DataError
-from ..validate import Batch, Finding, Report, show
+from ..findings import Finding
+from ..validate import KEY_SHOWN, Batch, ValidationReport, validate_bytes
 from .data import decode
 from .forms import key_problem
 
-__all__ = ["check", "check_bytes", "data_problem"]
+__all__ = ["data_problem", "validate_rules", "validate_rules_bytes"]
 
 #: Data known to be fine (None) or why not, for the values seen lately:
 #: rules databases repeat a handful of values over and over.
@@ -62,8 +65,8 @@ def _looks(data: bytes) -> bool:
 
 
 class _Rules:
-    """The rules checks, a batch of records at a time (the hook of
-    :func:`pycdb.validate.check_bytes`).  Findings are kept up to
+    """The rules checks, a batch of records at a time (the ``batches``
+    hook of :func:`pycdb.validate.validate_bytes`).  Findings are kept up to
     ``limit`` and counted beyond, so a file that is not a rules database
     at all costs bounded memory before it is found not to be one."""
 
@@ -124,11 +127,11 @@ class _Rules:
                         0,
                         Finding(
                             "rules-data",
-                            f"the record at {pos} (key {show(keys[i])}) holds data tcprules "
-                            f"cannot write: {err} (at data byte {err.offset}, file offset "
-                            f"{dpos + err.offset})",
-                            pos,
-                            keys[i],
+                            f"the record at {pos} (key {quote(keys[i], KEY_SHOWN)}) holds data "
+                            f"tcprules cannot write: {err} (at data byte {err.offset}, file "
+                            f"offset {dpos + err.offset})",
+                            offset=pos,
+                            key=keys[i],
                         ),
                     )
                 )
@@ -156,10 +159,10 @@ class _Rules:
                     1,
                     Finding(
                         "rules-key",
-                        f"the record at {pos} has the key {show(keys[i])}, which no tcprules "
-                        f"line can produce: {why}",
-                        pos,
-                        keys[i],
+                        f"the record at {pos} has the key {quote(keys[i], KEY_SHOWN)}, which no "
+                        f"tcprules line can produce: {why}",
+                        offset=pos,
+                        key=keys[i],
                     ),
                 )
             )
@@ -188,31 +191,31 @@ class _Rules:
         return "cdb", f"not recognised as a tcprules database: only {shaped} (--rules forces it)"
 
 
-def check_bytes(
-    buf: Any, name: str = "<bytes>", *, rules: bool | None = None, limit: int = 1000
-) -> Report:
+def validate_rules_bytes(
+    buf: Buffer, name: str = "<bytes>", *, rules: bool | None = None, limit: int = 1000
+) -> ValidationReport:
     """Validate the cdb in ``buf``: its structure, and, for a tcprules
     database (``rules=True``, or recognised when ``rules`` is None), its
     keys and data.  At most ``limit`` findings are kept, structural ones
     first; the rest are counted in ``suppressed``."""
     hook = _Rules(limit) if rules is not False else None
-    report = _structure.check_bytes(buf, name, limit, batches=hook)
+    report = validate_bytes(buf, name, limit=limit, batches=hook)
     if hook is None:
         report.kind, report.kind_basis = _Rules(limit).kind(False)
         return report
     report.kind, report.kind_basis = hook.kind(rules)
     if report.kind == "tcprules":
         for f in hook.findings:
-            report.add(f.code, f.message, f.offset, f.key)
+            report.keep(f)
         report.suppressed += hook.suppressed
     return report
 
 
-def check(path: str | os.PathLike[str], *, rules: bool | None = None, limit: int = 1000) -> Report:
-    """Validate the file at ``path`` (see :func:`check_bytes`); OSError
-    when it cannot be read."""
-    buf, release = _structure.open_buffer(path)
-    try:
-        return check_bytes(buf, os.fsdecode(path), rules=rules, limit=limit)
-    finally:
-        release()
+def validate_rules(
+    path: str | os.PathLike[str], *, rules: bool | None = None, limit: int = 1000
+) -> ValidationReport:
+    """Validate the file at ``path`` (see :func:`validate_rules_bytes`),
+    read as :func:`pycdb.validate.validate` reads it; OSError when it
+    cannot be read."""
+    with mapped(path, streams=True) as buf:
+        return validate_rules_bytes(buf, os.fsdecode(path), rules=rules, limit=limit)
