@@ -1,7 +1,7 @@
 """The ``pycdb`` command: drop-ins for djb's cdb tools and ucspi-tcp's
 tcprules/tcprulescheck, plus validation, lint and decompilation.
 
-Each command lives in its own module with a ``main(argv) -> int``; this
+Each command lives in its own module with a ``main(command, args) -> int``; this
 module only dispatches, and is the one place that turns an unexpected
 exception into ``pycdb: fatal: ...`` instead of a traceback.
 """

@@ -44,13 +44,11 @@ freecdb's.
 
 from __future__ import annotations
 
-import io
-import os
 import sys
 from typing import BinaryIO
 
 from .._files import FileTypeError
-from ._util import DjbOutput, Fatal, oserror_text, usage
+from ._util import DjbOutput, Fatal, oserror_text, usage, write_out
 
 #: BUFSIZE of cdbdump, cdbget and cdbstats: the pieces they read and write.
 CHUNK = 1024
@@ -84,8 +82,7 @@ def operands(command: str, args: list[str], low: int, high: int) -> list[str] | 
     100) unless there are ``low`` to ``high`` of them, before any file is
     opened or created."""
     if args in (["-h"], ["--help"]):
-        sys.stdout.write(f"usage: {USAGE[command]}\n{HELP[command]}\n")
-        sys.stdout.flush()
+        write_out(f"usage: {USAGE[command]}\n{HELP[command]}\n")
         return None
     if not low <= len(args) <= high:
         raise usage(USAGE[command])
@@ -107,22 +104,6 @@ def unreadable(path: str, exc: OSError) -> Fatal:
 # standard output
 
 
-def _silence_stdout() -> None:
-    """After a write error on stdout, point fd 1 at /dev/null so that the
-    interpreter's own flush at exit cannot fail a second time."""
-    try:
-        fd = sys.stdout.fileno()
-        null = os.open(os.devnull, os.O_WRONLY)
-    except (OSError, ValueError, AttributeError, io.UnsupportedOperation):
-        return
-    try:
-        os.dup2(null, fd)
-    except OSError:
-        pass
-    finally:
-        os.close(null)
-
-
 class Stdout:
     """The file descriptor under djb's ``buffer_1``: every piece DjbOutput
     hands over is written through at once, and a failure is the C
@@ -136,7 +117,6 @@ class Stdout:
         self.verb = "write"
 
     def _fail(self, exc: OSError) -> Fatal:
-        _silence_stdout()
         return Fatal(111, f"unable to {self.verb} output: {oserror_text(exc)}")
 
     def write(self, data: bytes | bytearray | memoryview) -> int:

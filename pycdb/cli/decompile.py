@@ -20,11 +20,9 @@ read or the output cannot be written.
 
 from __future__ import annotations
 
-import sys
-
 from ..errors import DecompileError
 from ..rules.decompile import decompile
-from ._util import Fatal, oserror_text, split_options, stdout, usage, write_err
+from ._util import Fatal, oserror_text, split_options, stdout, usage, write_err, write_out
 
 USAGE = "pycdb decompile FILE [--salvage] [--no-comment]"
 
@@ -59,8 +57,7 @@ def _parse(args: list[str]) -> tuple[str, bool, bool] | None:
 def main(command: str, args: list[str]) -> int:
     parsed = _parse(args)
     if parsed is None:
-        sys.stdout.write(HELP)
-        sys.stdout.flush()
+        write_out(HELP)
         return 0
     path, salvage, comment = parsed
     try:

@@ -26,11 +26,10 @@ cannot be read (``pycdb: fatal: unable to read FILE: ...``).
 from __future__ import annotations
 
 import json
-import sys
 
 from ..rules.soundness import validate_rules
 from ..validate import ValidationReport, describe
-from ._util import Fatal, oserror_text, split_options, stdout, usage
+from ._util import Fatal, oserror_text, split_options, stdout, usage, write_out
 
 USAGE = "pycdb validate FILE [--rules | --no-rules] [--json] [--limit N]"
 
@@ -106,8 +105,7 @@ def text(report: ValidationReport) -> str:
 def main(command: str, args: list[str]) -> int:
     parsed = _parse(args)
     if parsed is None:
-        sys.stdout.write(HELP)
-        sys.stdout.flush()
+        write_out(HELP)
         return 0
     path, rules, as_json, limit = parsed
     try:

@@ -2,7 +2,7 @@
 ends of a rules database.
 
 **What a tcprules line can write** (docs/rules-language.md §4, §7, §8),
-for the tools that read a database back: :mod:`pycdb.rules.validate` (is
+for the tools that read a database back: :mod:`pycdb.rules.soundness` (is
 every key one tcprules could have written?) and
 :mod:`pycdb.rules.decompile` (which address writes it back?).
 Everything follows from ``tcprules.c`` (ucspi-tcp 0.88), and the tests
