@@ -3,7 +3,6 @@ uses, so a key is printed the same way everywhere."""
 
 from __future__ import annotations
 
-
 #: Characters that are valid UTF-8 but must not reach a terminal as
 #: they are: the C1 controls (U+0080..U+009F; some terminals read U+009B
 #: as the start of an escape sequence) and the marks that reorder text
