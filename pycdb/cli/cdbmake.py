@@ -16,6 +16,9 @@ Deliberate differences from freecdb (besides those of
   behind).  OUT is never touched on an error, by either.
 * It holds one record (key and data) in memory at a time, where cdbmake
   streams even a single record byte by byte.
+* Where cdbmake's 32-bit arithmetic overflows it fails at the same point
+  with the same exit code (111) but names the cause, the cdb format's 4 GiB
+  limit, and the entry (freecdb says "out of memory").
 """
 
 from __future__ import annotations
@@ -34,6 +37,8 @@ from .cdbtools import USAGE, operands
 #: 32 bits); a module constant so the tests can exercise the overflow paths
 #: without writing 4 GiB.
 _LIMIT = LIMIT
+#: What freecdb calls "out of memory" when its 32-bit arithmetic overflows.
+_PAST_LIMIT = "the cdb format's 4 GiB limit (every position must fit in 32 bits)"
 
 
 def main(command: str, args: list[str]) -> int:
@@ -125,7 +130,7 @@ def _cdbmake(out_path: str, tmp_path: str, stream: IO[bytes] | None) -> None:
         try:
             writer.commit()
         except TooLargeError:
-            raise die_write("out of memory") from None
+            raise die_write(_PAST_LIMIT) from None
         except OSError as exc:
             if exc.filename2 is not None:  # os.rename names both files
                 raise Fatal(
@@ -170,7 +175,7 @@ def _cdbmake_records(
             if not 0x30 <= c <= 0x39:
                 raise die_read(f"bad {what} format")
             if value > 429496720:
-                raise die_write("out of memory")
+                raise die_write(f"entry {entry}: the {what} passes {LIMIT}, {_PAST_LIMIT}")
             value = value * 10 + (c - 0x30)
 
     def add(key: bytes, data: bytes) -> None:
@@ -178,7 +183,10 @@ def _cdbmake_records(
         nonlocal pos, count, too_large
         pos += 8 + len(key) + len(data)
         if pos > _LIMIT:
-            raise die_write("out of memory")
+            raise die_write(
+                f"entry {entry}: a record with a {len(key)}-byte key and a {len(data)}-byte "
+                f"value would take the file past {_PAST_LIMIT}"
+            )
         count += 1
         if too_large:
             return
@@ -238,4 +246,6 @@ def _cdbmake_records(
         raise die_write("out of memory") from None
     # cdb_make_finish(): 8 bytes per slot, two slots per record.
     if too_large or pos + 16 * count > _LIMIT:
-        raise die_write("out of memory")
+        raise die_write(
+            f"the hash tables of these {count} records would take the file past {_PAST_LIMIT}"
+        )

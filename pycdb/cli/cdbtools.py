@@ -71,7 +71,8 @@ HELP = {
     "and publish them as the cdb OUT, by way of TMP (freecdb's cdbmake OUT TMP)",
     "dump": "print every record of the cdb FILE in cdbmake's format (cdbdump < FILE)",
     "get": "print the data of the SKIP+1-th record for KEY; exit 100 when there is none\n"
-    "(cdbget KEY [SKIP] < FILE)",
+    "(cdbget KEY [SKIP] < FILE); with --all, every record's data for KEY, in the\n"
+    "order they were added, each followed by a newline (tinycdb's cdb -q -m FILE KEY)",
     "stats": "print the record count and the probe-distance histogram (cdbstats < FILE)",
 }
 

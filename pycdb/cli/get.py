@@ -1,5 +1,6 @@
 """``pycdb get FILE KEY [SKIP]``: freecdb's ``cdbget KEY [SKIP] < FILE``,
-byte for byte.
+byte for byte; ``pycdb get --all FILE KEY``: tinycdb's ``cdb -q -m FILE
+KEY``, every value for KEY.
 
 The data of the (SKIP+1)-th record for KEY, raw; exit 100 and no output
 when there is none (docs/format.md §11).  The lookup is freecdb's, leniency
@@ -13,6 +14,12 @@ included (:class:`pycdb.cli.freecdb.Finder`), on FILE mapped as
   1024-byte pieces through an 8192-byte buffer that a fatal error never
   flushes (:class:`pycdb.cli._util.DjbOutput` with the same pieces).
 
+``--all`` (cdbget can only name one record at a time) prints the data of
+every record for KEY, in the order added, each followed by a newline, as
+``cdb -q -m`` does; exit 100 and no output when there is none.  It reads
+through :class:`pycdb.Reader`, so a damaged file is exit 111 with what
+the Reader found, not freecdb's leniency.
+
 The differences from freecdb common to the cdb tools are in
 :mod:`pycdb.cli.cdbtools`.
 """
@@ -23,8 +30,10 @@ import os
 import struct
 
 from .._format import MASK
+from ..errors import CorruptError
+from ..reader import Reader
 from ._util import DjbOutput, Fatal, usage
-from .cdbtools import BLOCK, CHUNK, PROTO, USAGE, Stdout, finish, operands, output
+from .cdbtools import BLOCK, CHUNK, PROTO, USAGE, Stdout, finish, operands, output, unreadable
 from .freecdb import CdbFile, Finder
 
 #: djb's ``unsigned long`` (SKIP wraps at this width, as ``scan_ulong`` does).
@@ -34,6 +43,11 @@ _ULONG_MOD = 1 << (8 * struct.calcsize("L"))
 def main(command: str, args: list[str]) -> int:
     """``pycdb get FILE KEY [SKIP]``: cdbget's stdout bytes and exit code;
     failures raise :class:`Fatal`."""
+    if args[:1] == ["--all"]:
+        every = operands("get", args[1:], 2, 2)
+        if every is None:
+            return 0
+        return _get_all(every[0], os.fsencode(every[1]))
     given = operands("get", args, 2, 3)
     if given is None:
         return 0
@@ -48,6 +62,24 @@ def main(command: str, args: list[str]) -> int:
     out, raw = output()
     with CdbFile(given[0]) as cdb:
         return _get(cdb, os.fsencode(given[1]), skip, out, raw)
+
+
+def _get_all(path: str, key: bytes) -> int:
+    try:
+        with Reader(path) as reader:
+            values = reader.get_all(key)
+    except OSError as exc:
+        raise unreadable(path, exc) from None
+    except CorruptError as exc:
+        raise Fatal(111, f"unable to read {path}: {str(exc).removeprefix(path + ': ')}") from None
+    if not values:
+        return 100
+    out, raw = output()
+    for value in values:
+        out.put(value)
+        out.put(b"\n")
+    finish(out, raw)
+    return 0
 
 
 def _parse_skip(text: str) -> int | None:
