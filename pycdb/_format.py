@@ -77,6 +77,37 @@ def read_header(buf: Buffer) -> Header:
     return list(zip(w[0::2], w[1::2]))
 
 
+#: The header of a 64-bit cdb (python-pure-cdb's ``Writer64``): 256
+#: (position, slots) pairs of 64-bit words, 4096 bytes.
+HEADER64 = struct.Struct("<512Q")
+PAIR64 = struct.Struct("<QQ")
+CDB64 = (
+    "a 64-bit cdb (python-pure-cdb's Writer64 layout: 64-bit positions and lengths), "
+    "which tcpserver, djb's tools and pycdb cannot read: they read the 32-bit format only"
+)
+
+
+def is_cdb64(buf: Buffer) -> bool:
+    """Whether ``buf`` is a sound 64-bit cdb: every table of its 4096-byte
+    header inside the file and past the header, and its records (16-byte
+    lengths) filling the space up to the first table exactly.  No sound
+    32-bit cdb passes this (its first table would lie past 4 GiB)."""
+    size = len(buf)
+    if size < HEADER64.size:
+        return False
+    w = HEADER64.unpack_from(buf, 0)
+    for pos, slots in zip(w[0::2], w[1::2]):
+        if pos < HEADER64.size or pos + 16 * slots > size:
+            return False
+    eod = min(w[0::2])
+    pos = HEADER64.size
+    unpack = PAIR64.unpack_from
+    while pos + 16 <= eod:
+        klen, dlen = unpack(buf, pos)
+        pos += 16 + klen + dlen
+    return bool(pos == eod)
+
+
 def parse_header(buf: Buffer, name: str) -> tuple[Header, int]:
     """The 256 (position, slots) header entries and the end of the record
     area (the lowest table position), after checking that every table lies
@@ -92,6 +123,8 @@ def parse_header(buf: Buffer, name: str) -> tuple[Header, int]:
         raise CorruptError(f"{name}: not a cdb file: {size} bytes, past the format's 4 GiB limit")
     header = read_header(buf)
     for i, (pos, slots) in enumerate(header):
+        if (pos < HEADER_SIZE or pos + 8 * slots > size) and is_cdb64(buf):
+            raise CorruptError(f"{name}: not a cdb file: {CDB64}", offset=0)
         if pos < HEADER_SIZE:
             raise CorruptError(
                 f"{name}: corrupt cdb: header entry {i} (offset {8 * i}) puts hash table {i} "
