@@ -706,3 +706,37 @@ def test_refusals_agree_with_tcprules(
         # (tcprules prints the trimmed line as a C string: up to a NUL)
         shown = lines[refused[0] - 1].rstrip(b" \t").split(b"\0")[0]
         assert done.stderr == b"tcprules: fatal: unable to parse this line: " + shown + b"\n"
+
+
+# ---- the file as tcpserver's user sees it, and a refused text ------------------
+
+
+def test_a_database_others_cannot_read(tmp_path: Path) -> None:
+    """Mode 0600 (a umask of 077): tcpserver -u reads the rules as its own
+    user, once per connection, and drops the connection when it cannot."""
+    path = tmp_path / "rules.cdb"
+    path.write_bytes(tcprules_bytes(b":allow\n"))
+    for mode, found in ((0o644, []), (0o640, ["unreadable-mode"]), (0o600, ["unreadable-mode"])):
+        path.chmod(mode)
+        report = lint_cdb(path)
+        assert [f.code for f in report.findings] == found
+    finding = report.findings[0]
+    assert finding.severity == "warning" and finding.key is None
+    assert finding.message.startswith(
+        f"the file's mode is 0600: only its owner (uid {os.getuid()}, gid {os.getgid()}) can "
+        "read it, and tcpserver reads the rules as the user it runs as (tcpserver -u)"
+    )
+    report = lint_cdb(path.read_bytes(), name="x", st=path.stat())
+    assert [f.code for f in report.findings] == ["unreadable-mode"]
+
+
+def test_a_refused_text_is_not_judged_as_a_whole() -> None:
+    """tcprules refuses the file, so the old database stays: no 'there are
+    no rules, every connection allowed' (nor 'no default rule')."""
+    report = lint_text(b"b:nope\n", filename="t")
+    assert [f.code for f in report.findings] == ["syntax"]
+    assert [f.code for f in lint_text(b"a.b.c.d:nope\n:alow\n", filename="t").findings] == [
+        "syntax",
+        "syntax",
+    ]
+    assert [f.code for f in lint_text(b"", filename="t").findings] == ["empty"]

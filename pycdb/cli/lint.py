@@ -29,6 +29,7 @@ is standard input when it is one, unless it is a terminal.
 from __future__ import annotations
 
 import json
+import os
 import stat
 import sys
 
@@ -116,16 +117,16 @@ def _stdin() -> bytes:
     return read("/dev/stdin")[0]
 
 
-def _read(path: str) -> tuple[bytes, int | None]:
-    """The bytes of an operand, and its modification time when it is a
-    regular file; Fatal when it cannot be read."""
+def _read(path: str) -> tuple[bytes, os.stat_result | None]:
+    """The bytes of an operand, and its status when it is a regular file;
+    Fatal when it cannot be read."""
     try:
         if path == "-":
             return _stdin(), None
         data, st = read(path)
     except OSError as exc:
         raise _unreadable(path, exc) from None
-    return data, st.st_mtime_ns if stat.S_ISREG(st.st_mode) else None
+    return data, st if stat.S_ISREG(st.st_mode) else None
 
 
 def _lint_one(path: str, opts: _Options) -> LintReport:
@@ -137,12 +138,16 @@ def _lint_one(path: str, opts: _Options) -> LintReport:
         kind = detect_bytes(contents[0], path)
     if kind == "cdb" and opts.cdb is not None:
         raise usage(f"{USAGE} (--cdb compares rules text with its cdb; {path} is a cdb)")
-    data, modified = contents or _read(path)
+    data, st = contents or _read(path)
     if kind == "cdb":
-        return lint_cdb(data, name=path, paranoid=opts.paranoid)
+        return lint_cdb(data, name=path, paranoid=opts.paranoid, st=st)
     try:
         return lint_text(
-            data, filename=path, cdb=opts.cdb, paranoid=opts.paranoid, modified=modified
+            data,
+            filename=path,
+            cdb=opts.cdb,
+            paranoid=opts.paranoid,
+            modified=None if st is None else st.st_mtime_ns,
         )
     except OSError as exc:  # the --cdb database (or the temporary file it is compared with)
         name = exc.filename if isinstance(exc.filename, str) else str(opts.cdb)

@@ -6,6 +6,7 @@ as ``corrupt``."""
 from __future__ import annotations
 
 import os
+import stat
 
 from ...errors import CorruptError
 from ...findings import Finding
@@ -19,19 +20,27 @@ __all__ = ["lint_cdb"]
 
 
 def lint_cdb(
-    source: str | os.PathLike[str] | bytes, *, name: str | None = None, paranoid: bool = False
+    source: str | os.PathLike[str] | bytes,
+    *,
+    name: str | None = None,
+    paranoid: bool = False,
+    st: os.stat_result | None = None,
 ) -> LintReport:
     """Lint a rules cdb: a path, or the file's bytes.  OSError when the
     file cannot be read (see :func:`pycdb.rules.lint.sniff.read`); a
     damaged file is a ``corrupt`` finding.  ``paranoid`` says tcpserver
     runs with ``-p`` (host-name grants of RELAYCLIENT are then infos, not
-    errors)."""
+    errors).  ``st``, the file's status when ``source`` is its bytes,
+    lets lint judge its mode too (a path's is read with it)."""
     if isinstance(source, bytes):
         data = source
         report = LintReport(name or "<bytes>", "cdb")
+        if st is not None:
+            _mode(report, st)
     else:
-        data = read(source)[0]
+        data, st = read(source)
         report = LintReport(name or os.fsdecode(source), "cdb")
+        _mode(report, st)
     try:
         reader = Reader.from_bytes(data, report.name)
     except CorruptError as exc:
@@ -81,6 +90,26 @@ def lint_cdb(
                 )
     judge_file(report, b"" in counts, "the database has no records")
     return report
+
+
+def _mode(report: LintReport, st: os.stat_result) -> None:
+    """A database others cannot read: tcpserver opens it once per
+    connection as the user it runs as (``-u``), and drops the connection
+    when it cannot (the mode 0600 a umask of 077 gives)."""
+    if not stat.S_ISREG(st.st_mode) or st.st_mode & 0o004:
+        return
+    who = "its owner and group" if st.st_mode & 0o040 else "its owner"
+    report.findings.append(
+        Finding(
+            "unreadable-mode",
+            f"the file's mode is {stat.S_IMODE(st.st_mode):04o}: only {who} "
+            f"(uid {st.st_uid}, gid {st.st_gid}) can read it, and tcpserver reads the rules "
+            "as the user it runs as (tcpserver -u), once per connection: if that user cannot, "
+            "every connection is dropped; make it readable (chmod 644, what tcprules gives "
+            "under the usual umask 022)",
+            "warning",
+        )
+    )
 
 
 def _corrupt(report: LintReport, exc: CorruptError) -> LintReport:

@@ -28,6 +28,9 @@ __all__ = ["judge", "judge_file"]
 
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 #: Names a mail server's rules commonly set, for "did you mean".
+#: An RBLSMTPD text that starts with an SMTP reply code of its own.
+_RBLSMTPD_CODE = re.compile(r"-?[2-5][0-9][0-9](?:[ -]|\Z)")
+
 _KNOWN = ("RELAYCLIENT", "RBLSMTPD", "QMAILQUEUE", "DATABYTES", "SMTPAUTH", "TCPREMOTEHOST")
 
 
@@ -70,6 +73,26 @@ def _about_data(
         problem = _env_problem(name)
         if problem:
             out.append(("warning", "env-name", problem))
+    code = _RBLSMTPD_CODE.match(env.get("RBLSMTPD", ""))
+    if code:
+        value = env["RBLSMTPD"]
+        dash = value.startswith("-")
+        ours, kind = (
+            ("553", "a permanent refusal, for the")
+            if dash
+            else ("451", "a temporary refusal, for no")
+        )
+        text = value[1:] if dash else value
+        out.append(
+            (
+                "warning",
+                "rblsmtpd-code",
+                f"RBLSMTPD is {quote_text(value)}: rblsmtpd puts its own code in front of the "
+                f"text ({ours}: {kind} '-' in front), so clients see "
+                f"{quote_text(ours + ' ' + text)}; write the text alone, as in "
+                f"{quote_text(value[: len(value) - len(text)] + text[4:])}",
+            )
+        )
     if "RELAYCLIENT" not in env:
         return False, tuple(out), ()
     value = env["RELAYCLIENT"]
@@ -148,7 +171,11 @@ def _env_problem(name: str) -> str | None:
 
 def judge_file(report: LintReport, has_default: bool, empty: str) -> None:
     """Add the findings about the file as a whole: no rules at all
-    (``empty`` says so in the file's terms), or no default rule."""
+    (``empty`` says so in the file's terms), or no default rule.  Nothing
+    after a syntax error: tcprules refuses the whole file, so the database
+    in use stays the old one, and what this text would allow is moot."""
+    if any(f.code == "syntax" for f in report.findings):
+        return
     if not report.records and not report.rules:
         report.findings.append(
             Finding(

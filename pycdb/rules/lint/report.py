@@ -32,6 +32,8 @@ CODES: dict[str, tuple[Severity, str]] = {
     "ident-relay": ("warning", "RELAYCLIENT granted on the client's own ident answer"),
     "broad-relay": ("warning", "RELAYCLIENT granted to a whole public /8"),
     "relayclient-value": ("warning", "a non-empty RELAYCLIENT, appended to every recipient"),
+    "rblsmtpd-code": ("warning", "an RBLSMTPD text with an SMTP code of its own: sent twice"),
+    "unreadable-mode": ("warning", "a cdb others cannot read: tcpserver -u may drop everyone"),
     "env-name": ("warning", "an environment name with blanks, odd bytes or the wrong case"),
     "duplicate-key": ("warning", "a key given again: tcpserver only reads its first record"),
     "uppercase-host": ("warning", "a host name with capitals: tcpserver's names are lower case"),
