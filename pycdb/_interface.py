@@ -34,6 +34,14 @@ class HandleAPI(Protocol):
         public API accepts, converted), or ``default``."""
         ...
 
+    def contains(self, key: bytes) -> bool:
+        """Whether ``key`` has a record."""
+        ...
+
+    def getitem(self, key: bytes) -> bytes:
+        """The first value for ``key``; KeyError when it has none."""
+        ...
+
     def get_all(self, key: bytes) -> list[bytes]:
         """Every value for ``key``, in the order they were added."""
         ...

@@ -15,7 +15,7 @@ from array import array
 from bisect import bisect_right
 from collections import deque
 from itertools import repeat
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from ._args import as_buffer, as_bytes
 from ._format import HEADER, MASK, PAIR, SWAP, WORD, Layout, cdb_hash, place, records
@@ -33,6 +33,7 @@ _MASK = MASK
 _WORD = WORD
 _SWAP = SWAP
 _PAIR = PAIR
+_MISSING: Any = object()
 hash = cdb_hash  # noqa: A001 - the cdb hash, as djb names it
 
 #: The lane arithmetic below reduces each hash to 32 bits in a 48-bit lane.
@@ -165,6 +166,15 @@ class Handle:
                 slot = 0
             left -= 1
         raise self._layout.lookup_error(key)
+
+    def contains(self, key: bytes) -> bool:
+        return self.get(key, _MISSING) is not _MISSING
+
+    def getitem(self, key: bytes) -> bytes:
+        value = self.get(key, _MISSING)
+        if value is _MISSING:
+            raise KeyError(key)
+        return value
 
     def get_all(self, key: bytes) -> list[bytes]:
         if key.__class__ is not bytes:

@@ -89,7 +89,12 @@ class Reader:
         # The backend's own lookups, straight: no Python frame of ours
         # between a caller and the C call.  (The methods below are what
         # the class documents and what a closed Reader falls back to.)
-        self.__dict__.update(get=handle.get, get_all=handle.get_all)
+        self.__dict__.update(
+            get=handle.get,
+            get_all=handle.get_all,
+            _contains=handle.contains,
+            _getitem=handle.getitem,
+        )
 
     @overload
     def get(self, key: Key) -> bytes | None: ...
@@ -111,8 +116,8 @@ class Reader:
 
     def close(self) -> None:
         """Release the mapping (once no lookup in another thread uses it)."""
-        self.__dict__.pop("get", None)  # the class's get raises ValueError
-        self.__dict__.pop("get_all", None)
+        for name in ("get", "get_all", "_contains", "_getitem"):
+            self.__dict__.pop(name, None)  # the class's raise ValueError
         self._handle = self._buf = None
 
     @property
@@ -125,14 +130,15 @@ class Reader:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+    # The backend's one-call lookups (set per instance in _open).
+    _getitem: Any = _closed
+    _contains: Any = _closed
+
     def __getitem__(self, key: Key) -> bytes:
-        value: bytes = self.get(key, _MISSING)
-        if value is _MISSING:
-            raise KeyError(key)
-        return value
+        return self._getitem(key)  # type: ignore[no-any-return]
 
     def __contains__(self, key: Key) -> bool:
-        return self.get(key, _MISSING) is not _MISSING
+        return self._contains(key)  # type: ignore[no-any-return]
 
     def __len__(self) -> int:
         """The number of records (duplicates included), counted once."""
