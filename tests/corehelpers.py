@@ -64,14 +64,17 @@ def cdbmake_input(records: Iterable[Record]) -> bytes:
     return b"".join(parts)
 
 
-def model_file(records: Sequence[Record]) -> bytes:
-    """The cdb file djb's cdbmake writes for ``records`` (docs/format.md §5, §6)."""
-    out = bytearray(2048)
+def model_file(records: Sequence[Record], *, wide: bool = False) -> bytes:
+    """The cdb file djb's cdbmake writes for ``records`` (docs/format.md §5,
+    §6); ``wide``: the same layout in 64-bit words (python-pure-cdb's
+    Writer64: a 4096-byte header, 16-byte lengths and slots)."""
+    pair = "<QQ" if wide else "<II"
+    out = bytearray(256 * struct.calcsize(pair))
     entries: list[list[tuple[int, int]]] = [[] for _ in range(256)]
     for k, v in records:
         h = ref_hash(k)
         entries[h & 255].append((h, len(out)))
-        out += struct.pack("<II", len(k), len(v)) + k + v
+        out += struct.pack(pair, len(k), len(v)) + k + v
     header = []
     for table in entries:
         slots = 2 * len(table)
@@ -83,9 +86,9 @@ def model_file(records: Sequence[Record]) -> bytes:
                 where = (where + 1) % slots
             cells[where] = (h, pos)
         for h, pos in cells:
-            out += struct.pack("<II", h, pos)
+            out += struct.pack(pair, h, pos)
     for i, (pos, slots) in enumerate(header):
-        struct.pack_into("<II", out, 8 * i, pos, slots)
+        struct.pack_into(pair, out, struct.calcsize(pair) * i, pos, slots)
     return bytes(out)
 
 

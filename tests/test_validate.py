@@ -7,7 +7,7 @@ import struct
 from pathlib import Path
 
 import pytest
-from corehelpers import model_file, ref_hash
+from corehelpers import model_file
 from helpers import run_ref
 from hypothesis import given
 from hypothesis import strategies as st
@@ -301,34 +301,10 @@ def test_batches_across_the_boundary(tmp_path: Path) -> None:
     assert report.sound and report.canonical and sizes == [validate.BATCH, 10]
 
 
-def _cdb64(records: list[tuple[bytes, bytes]]) -> bytes:
-    """A 64-bit cdb as python-pure-cdb's Writer64 lays it out: a 4096-byte
-    header of (position, slots) 64-bit pairs, records with 64-bit lengths,
-    16-byte slots (placement as cdbmake's, in 64-bit words)."""
-    out = bytearray(4096)
-    tables: list[list[tuple[int, int]]] = [[] for _ in range(256)]
-    for k, v in records:
-        tables[ref_hash(k) & 255].append((ref_hash(k), len(out)))
-        out += struct.pack("<QQ", len(k), len(v)) + k + v
-    header = []
-    for entries in tables:
-        slots = 2 * len(entries)
-        header += [len(out), slots]
-        table = [(0, 0)] * slots
-        for h, p in entries:
-            i = (h >> 8) % slots
-            while table[i][1]:
-                i = (i + 1) % slots
-            table[i] = (h, p)
-        out += b"".join(struct.pack("<QQ", h, p) for h, p in table)
-    out[:4096] = struct.pack("<512Q", *header)
-    return bytes(out)
-
-
 def test_a_64_bit_cdb_is_named(tmp_path: Path) -> None:
     """python-pure-cdb's Writer64 files are no cdb to tcpserver: validate
     says what they are, and so does every reader's error."""
-    data = _cdb64([(b"127.", b""), (b"", b"D\0")])
+    data = model_file([(b"127.", b""), (b"", b"D\0")], wide=True)
     report = validate.validate_bytes(data, "x64.cdb")
     assert [(f.code, f.offset) for f in report.findings] == [("cdb64", 0)]
     assert "64-bit cdb (python-pure-cdb's Writer64 layout" in report.findings[0].message
