@@ -14,9 +14,6 @@ import struct
 import sys
 from array import array
 from collections.abc import Iterator, Sequence
-from itertools import repeat
-from operator import mod as _mod
-from operator import rshift as _rshift
 from typing import Any, Union
 
 from .errors import CorruptError
@@ -178,8 +175,8 @@ def place(
     never 0, so 0 marks a free slot)."""
     hs = [0] * slots
     ps = [0] * slots
-    starts = map(_mod, map(_rshift, hashes, repeat(8)), repeat(slots))
-    for where, h, p in zip(starts, hashes, positions):
+    for h, p in zip(hashes, positions):
+        where = (h >> 8) % slots
         while ps[where]:
             where += 1
             if where == slots:
