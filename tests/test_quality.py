@@ -97,3 +97,16 @@ def test_help_shows_no_private_parameters(tmp_path: Path) -> None:
     assert str(inspect.signature(r.get)).startswith("(key")
     assert list(inspect.signature(r.get).parameters) == ["key", "default"]
     assert list(inspect.signature(r.get_all).parameters) == ["key"]
+
+
+def test_the_install_holds_every_module() -> None:
+    """What pip installed has every module of the source tree (a
+    subpackage left out of pyproject's package list once made
+    ``pycdb.rules.lint`` vanish from installs while the checkout worked)."""
+    import pycdb
+
+    installed = Path(pycdb.__file__).resolve().parent
+    source = ROOT / "pycdb"
+    want = {p.relative_to(source) for p in source.rglob("*.py")}
+    have = {p.relative_to(installed) for p in installed.rglob("*.py")}
+    assert sorted(want - have) == []
