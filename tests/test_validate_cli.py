@@ -186,6 +186,11 @@ def test_limit(tmp_path: Path, capsys: Capture) -> None:
     assert lines[-1] == f"{path}: NOT sound: 20 problems (17 not shown: --limit keeps more)"
     status, report = as_json(capsys, path, "--limit=5")
     assert len(report["findings"]) == 5 and report["suppressed"] == 15
+    # Not numbers (or not numbers int() takes): usage errors, no internal error.
+    for bad in ("0", "x", "\u00b2", "9" * 5000, "-3"):
+        status, out, err = run(capsys, "--limit", bad, str(path))
+        assert (status, out) == (100, ""), bad
+        assert err.endswith("(--limit takes a number from 1 up)\n"), err
 
 
 def test_json_findings(tmp_path: Path, capsys: Capture) -> None:

@@ -68,7 +68,11 @@ def _parse(args: list[str]) -> tuple[str, bool | None, bool, int] | None:
     limit = 1000
     if "limit" in options:
         value = str(options["limit"])
-        if not value.isdigit() or not 1 <= int(value) <= 10**9:
+        # ASCII digits only ('²' is a digit to str.isdigit), and few enough
+        # of them for int() (which refuses thousands of digits).
+        if not (value.isascii() and value.isdigit() and len(value) <= 10) or not (
+            1 <= int(value) <= 10**9
+        ):
             raise usage(f"{USAGE} (--limit takes a number from 1 up)")
         limit = int(value)
     if len(operands) != 1:
