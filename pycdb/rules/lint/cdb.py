@@ -19,13 +19,19 @@ __all__ = ["lint_cdb"]
 
 
 def lint_cdb(
-    source: str | os.PathLike[str] | bytes, *, name: str | None = None, paranoid: bool = False
+    source: str | os.PathLike[str] | bytes,
+    *,
+    name: str | None = None,
+    paranoid: bool = False,
+    no_dns: bool = False,
+    no_ident: bool = False,
 ) -> LintReport:
     """Lint a rules cdb: a path, or the file's bytes.  OSError when the
     file cannot be read (see :func:`pycdb.rules.lint.sniff.read`); a
     damaged file is a ``corrupt`` finding.  ``paranoid`` says tcpserver
     runs with ``-p`` (host-name grants of RELAYCLIENT are then infos, not
-    errors)."""
+    errors); ``no_dns`` and ``no_ident`` that it runs with ``-H`` and
+    ``-R`` (rules on host names or ident answers never fire)."""
     if isinstance(source, bytes):
         data = source
         report = LintReport(name or "<bytes>", "cdb")
@@ -64,7 +70,8 @@ def lint_cdb(
                     )
                 )
                 continue
-            for severity, code, message in judge(key, first, paranoid):
+            found = judge(key, first, paranoid, no_dns=no_dns, no_ident=no_ident)
+            for severity, code, message in found:
                 add(Finding(code, message, severity, key=key))
             if count > 1:
                 others = [quote_text(written(d)) for d in every[1:3]]
