@@ -75,6 +75,7 @@ __all__ = [
     "dnscache_ips",
     "remote_host",
     "remote_host_async",
+    "tcpremoteip",
     "todot",
 ]
 
@@ -289,6 +290,14 @@ def _client(ip: Address) -> tuple[str, bytes, int]:
     if isinstance(address, ipaddress.IPv6Address) and address.scope_id:
         address = ipaddress.IPv6Address(address.packed)
     return str(address), address.packed, address.version
+
+
+def tcpremoteip(ip: Address) -> str:
+    """``ip`` written as tcpserver writes TCPREMOTEIP: an IPv4 address in
+    dotted decimal (also when it came IPv4-mapped, ``::ffff:a.b.c.d``, as
+    from a dual-stack socket), an IPv6 address compressed, without a
+    scope.  ValueError when ``ip`` is no IP address."""
+    return _client(ip)[0]
 
 
 def _steps(
