@@ -740,3 +740,24 @@ def test_a_refused_text_is_not_judged_as_a_whole() -> None:
         "syntax",
     ]
     assert [f.code for f in lint_text(b"", filename="t").findings] == ["empty"]
+
+
+def test_run_script_options(tmp_path: Path) -> None:
+    """--no-dns (tcpserver -H) and --no-ident (-R): a rule on a host name
+    or an ident answer never fires, and gets that one warning instead of
+    its relay findings; address rules and the default are judged as ever."""
+    text = b'=.example.com:allow,RELAYCLIENT=""\njoe@10.1.2.3:allow,RELAYCLIENT=""\n:allow\n'
+    path = tmp_path / "r.cdb"
+    compile_rules(text, path)
+    plain = [(f.severity, f.code) for f in lint_text(text).findings]
+    assert plain == [("error", "relay-by-name"), ("warning", "ident-relay")]
+    for report in (
+        lint_text(text, no_dns=True, no_ident=True),
+        lint(path, no_dns=True, no_ident=True),
+    ):
+        assert [f.code for f in report.findings] == ["never-fires", "never-fires"]
+    assert [f.code for f in lint_cdb(path, no_dns=True).findings] == ["never-fires", "ident-relay"]
+    assert [f.code for f in lint_text(text, no_ident=True).findings] == [
+        "relay-by-name",
+        "never-fires",
+    ]

@@ -35,13 +35,22 @@ from __future__ import annotations
 import ipaddress
 import json
 import os
+from typing import TYPE_CHECKING
 
 from .._files import looks_like_text
-from ..errors import CorruptError
+from ..errors import CorruptError, RulesSyntaxError
+from ..rules.explain import Explanation, explain
 from ..rules.ruleset import Decision, RuleSet
 from ._util import DjbOutput, Fatal, oserror_text, split_options, usage, write_out
 
-USAGE = "pycdb check RULES.cdb [--ip IP] [--host HOST] [--info INFO] [--json]"
+if TYPE_CHECKING:
+    from ..remotehost import RemoteHost
+
+USAGE = (
+    "pycdb check RULES.cdb [--ip IP] [--host HOST] [--info INFO] [--json]"
+    " [--lookup [--paranoid|--no-paranoid] [--dns-server IP] [--timeout SECONDS]]"
+    " [--explain [--rules FILE]]"
+)
 
 HELP = f"""usage: {USAGE}
 
@@ -53,12 +62,28 @@ TCPREMOTEHOST and TCPREMOTEINFO from the environment, or:
   --host HOST    the remote host name (overrides TCPREMOTEHOST)
   --info INFO    the remote ident answer (overrides TCPREMOTEINFO)
   --json         print tcpserver's decision as JSON: rule, allowed, env, data
+  --lookup       compute TCPREMOTEHOST from the IP address as tcpserver does
+                 (its PTR name; with paranoid mode only when the name's A
+                 records, AAAA for IPv6, include the address) instead of
+                 taking it from --host or the environment; --json adds
+                 "host" and "lookup" (the outcome: why there is no name)
+    --paranoid       keep the name only when confirmed: tcpserver -p (default)
+    --no-paranoid    keep the PTR name unchecked: tcpserver -P
+    --dns-server IP  ask this DNS server (default: $DNSCACHEIP, as tcpserver)
+    --timeout SECONDS  give up the lookup after this long (default 10):
+                     no name, as tcpserver after a failed lookup
+  --explain      list every key tcpserver tries, in its order, which one
+                 decided and why (with --json: "explain")
+    --rules FILE     the rules text RULES.cdb was compiled from: also name
+                     the line that wrote the deciding record
   --             end of options (for a file name starting with -)
 
 Exit 0; 111 when RULES.cdb cannot be read; 100 for bad usage.
 """
 
 _VALUED = ("ip", "host", "info")
+_LOOKUP_FLAGS = ("lookup", "paranoid", "no-paranoid", "explain")
+_LOOKUP_VALUED = {"dns-server": "an IP address", "timeout": "seconds", "rules": "a file"}
 
 
 def tcprulescheck_text(decision: Decision) -> bytes:
@@ -101,14 +126,19 @@ def _looks_like_ip(text: str) -> bool:
     return True
 
 
-def _parse(args: list[str]) -> tuple[str, dict[str, bytes], bool] | None:
-    """(file, given connection values, json); None when help was asked."""
+def _parse(args: list[str]) -> tuple[str, dict[str, bytes], bool, _More] | None:
+    """(file, given connection values, json, the lookup and explain
+    options); None when help was asked."""
     parsed = split_options(
-        args, USAGE, flags=("json",), valued={name: "a value" for name in _VALUED}
+        args,
+        USAGE,
+        flags=("json", *_LOOKUP_FLAGS),
+        valued={**{name: "a value" for name in _VALUED}, **_LOOKUP_VALUED},
     )
     if parsed is None:
         return None
     options, operands = parsed
+    more = _more(options)
     values = {name: os.fsencode(str(options[name])) for name in _VALUED if name in options}
     if not operands:
         raise usage(USAGE)
@@ -116,7 +146,9 @@ def _parse(args: list[str]) -> tuple[str, dict[str, bytes], bool] | None:
         stray = operands[1]
         hint = f" (a connection from {stray} is --ip {stray})" if _looks_like_ip(stray) else ""
         raise Fatal(100, f"unexpected operand {stray!r}{hint}; usage: {USAGE}")
-    return operands[0], values, "json" in options
+    if more.lookup and "host" in values:
+        raise usage(f"{USAGE} (--host and --lookup exclude each other)")
+    return operands[0], values, "json" in options, more
 
 
 def main(command: str, args: list[str]) -> int:
@@ -124,12 +156,19 @@ def main(command: str, args: list[str]) -> int:
     if parsed is None:
         write_out(HELP)
         return 0
-    path, values, as_json = parsed
+    path, values, as_json, more = parsed
     environ = os.environb
     ip = values.get("ip", environ.get(b"TCPREMOTEIP", b"0.0.0.0"))
     host = values["host"] if "host" in values else environ.get(b"TCPREMOTEHOST")
     info = values["info"] if "info" in values else environ.get(b"TCPREMOTEINFO")
+    found = _look_up(ip, more) if more.lookup else None
+    if found is not None:
+        host = None if found.host is None else found.host.encode("ascii")
+    rules_text = _rules_text(more.rules) if more.rules is not None else None
+    explanation = None
     try:
+        if more.explain:
+            explanation = explain(path, ip, host, info, rules=rules_text, rules_name=more.rules)
         # tcprulescheck opens the file once: no reloading needed.
         with RuleSet(path, reload_interval=float("inf")) as rules:
             decision = rules.check(ip, host, info)
@@ -147,7 +186,107 @@ def main(command: str, args: list[str]) -> int:
         raise Fatal(111, f"unable to read {path}: {detail}") from None
     except OSError as exc:
         raise Fatal(111, f"unable to read {path}: {oserror_text(exc)}") from None
+    except RulesSyntaxError as exc:
+        raise Fatal(100, str(exc)) from None
     out = DjbOutput()
-    out.put(json_text(decision) if as_json else tcprulescheck_text(decision))
+    if as_json:
+        out.put(_json_more(decision, found, explanation) if more.used else json_text(decision))
+    elif explanation is not None:
+        out.put(explanation.text().encode("utf-8", "surrogateescape"))
+    else:
+        out.put(tcprulescheck_text(decision))
     out.flush()
     return 0
+
+
+# ---- --lookup and --explain --------------------------------------------------------
+
+
+class _More:
+    """The options beyond tcprulescheck's: --lookup and its settings,
+    --explain and --rules."""
+
+    def __init__(self) -> None:
+        self.lookup = False
+        self.paranoid = True
+        self.dns_server: str | None = None
+        self.timeout: float | None = None  # pycdb.remotehost's default
+        self.explain = False
+        self.rules: str | None = None
+
+    @property
+    def used(self) -> bool:
+        return self.lookup or self.explain
+
+
+def _more(options: dict[str, str | bool]) -> _More:
+    """The --lookup and --explain options; a usage error for one that
+    goes with an option not given, or a bad value."""
+    more = _More()
+    more.lookup = "lookup" in options
+    more.explain = "explain" in options
+    settings = [n for n in ("paranoid", "no-paranoid", "dns-server", "timeout") if n in options]
+    if settings and not more.lookup:
+        raise usage(f"{USAGE} (--{settings[0]} goes with --lookup)")
+    if "rules" in options and not more.explain:
+        raise usage(f"{USAGE} (--rules goes with --explain)")
+    # The last of --paranoid and --no-paranoid wins (options keep the order last given).
+    modes = [name for name in options if name in ("paranoid", "no-paranoid")]
+    more.paranoid = not modes or modes[-1] == "paranoid"
+    if "dns-server" in options:
+        server = str(options["dns-server"])
+        if not _looks_like_ip(server):
+            raise usage(f"{USAGE} (--dns-server needs an IP address, not {server!r})")
+        more.dns_server = server
+    if "timeout" in options:
+        text = str(options["timeout"])
+        try:
+            seconds = float(text)
+        except ValueError:
+            seconds = float("nan")
+        more.timeout = seconds
+        if not 0 < seconds < float("inf"):
+            raise usage(f"{USAGE} (--timeout needs a positive number of seconds, not {text!r})")
+    if "rules" in options:
+        more.rules = str(options["rules"])
+    return more
+
+
+def _look_up(ip: bytes, more: _More) -> RemoteHost:
+    """TCPREMOTEHOST for ``ip`` as tcpserver computes it (-p or -P)."""
+    from ..remotehost import DEFAULT_TIMEOUT, RemoteHostResolver  # dnspython only when asked
+
+    text = ip.decode("ascii", "replace")
+    if not _looks_like_ip(text):
+        raise Fatal(100, f"--lookup needs an IP address, not {text!r}")
+    resolver = RemoteHostResolver(
+        paranoid=more.paranoid,
+        nameservers=None if more.dns_server is None else [more.dns_server],
+        timeout=DEFAULT_TIMEOUT if more.timeout is None else more.timeout,
+        cache=False,
+    )
+    return resolver.lookup(text)
+
+
+def _rules_text(name: str) -> bytes:
+    """The --rules file's bytes (read once, as every file is read)."""
+    from ..rules.lint.sniff import read
+
+    try:
+        return read(name)[0]
+    except OSError as exc:
+        raise Fatal(111, f"unable to read {name}: {oserror_text(exc)}") from None
+
+
+def _json_more(
+    decision: Decision, found: RemoteHost | None, explanation: Explanation | None
+) -> bytes:
+    """The JSON object with "host" and "lookup" (--lookup) and "explain"
+    (--explain) after tcprulescheck's four members."""
+    obj = json.loads(json_text(decision))
+    if found is not None:
+        obj["host"] = found.host
+        obj["lookup"] = found.as_dict()
+    if explanation is not None:
+        obj["explain"] = explanation.as_dict()
+    return json.dumps(obj, ensure_ascii=True).encode("ascii") + b"\n"

@@ -37,7 +37,10 @@ from ..rules.lint import Kind, LintReport, detect_bytes, lint_cdb, lint_text
 from ..rules.lint.sniff import read
 from ._util import Fatal, oserror_text, split_options, stdout, usage
 
-USAGE = "pycdb lint [--as-text|--as-cdb] [--cdb RULES.cdb] [--paranoid] [--strict] [--json] FILE..."
+USAGE = (
+    "pycdb lint [--as-text|--as-cdb] [--cdb RULES.cdb] [--paranoid] [--no-dns] [--no-ident]"
+    " [--strict] [--json] FILE..."
+)
 
 HELP = f"""usage: {USAGE}
 
@@ -54,6 +57,10 @@ FILE:LINE: SEVERITY: MESSAGE [CODE], then a summary per file.
                    stale when compiling FILE does not give its bytes
   --paranoid       tcpserver runs with -p (host names are forward-confirmed):
                    RELAYCLIENT granted by host name is then no error
+  --no-dns         tcpserver runs with -H (no host names): report the
+                   rules on host names ('=...', 'user@=...'), which never fire
+  --no-ident       tcpserver runs with -R (no ident): report the 'user@'
+                   rules, which never fire
   --strict         exit 1 for warnings too
   --json           one JSON object per file instead of text
   -                standard input (as FILE)
@@ -69,6 +76,8 @@ class _Options:
         self.kind: Kind | None = None
         self.cdb: str | None = None
         self.paranoid = False
+        self.no_dns = False
+        self.no_ident = False
         self.strict = False
         self.json = False
         self.files: list[str] = []
@@ -79,7 +88,7 @@ def _parse(args: list[str]) -> _Options | None:
     parsed = split_options(
         args,
         USAGE,
-        flags=("as-text", "as-cdb", "paranoid", "strict", "json"),
+        flags=("as-text", "as-cdb", "paranoid", "strict", "json", "no-dns", "no-ident"),
         valued={"cdb": "a file"},
     )
     if parsed is None:
@@ -94,6 +103,8 @@ def _parse(args: list[str]) -> _Options | None:
     elif "as-cdb" in options:
         opts.kind = "cdb"
     opts.paranoid = "paranoid" in options
+    opts.no_dns = "no-dns" in options
+    opts.no_ident = "no-ident" in options
     opts.strict = "strict" in options
     opts.json = "json" in options
     if "cdb" in options:
@@ -140,7 +151,14 @@ def _lint_one(path: str, opts: _Options) -> LintReport:
         raise usage(f"{USAGE} (--cdb compares rules text with its cdb; {path} is a cdb)")
     data, st = contents or _read(path)
     if kind == "cdb":
-        return lint_cdb(data, name=path, paranoid=opts.paranoid, st=st)
+        return lint_cdb(
+            data,
+            name=path,
+            paranoid=opts.paranoid,
+            st=st,
+            no_dns=opts.no_dns,
+            no_ident=opts.no_ident,
+        )
     try:
         return lint_text(
             data,
@@ -148,6 +166,8 @@ def _lint_one(path: str, opts: _Options) -> LintReport:
             cdb=opts.cdb,
             paranoid=opts.paranoid,
             modified=None if st is None else st.st_mtime_ns,
+            no_dns=opts.no_dns,
+            no_ident=opts.no_ident,
         )
     except OSError as exc:  # the --cdb database (or the temporary file it is compared with)
         name = exc.filename if isinstance(exc.filename, str) else str(opts.cdb)

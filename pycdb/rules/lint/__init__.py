@@ -22,6 +22,7 @@ database.  The rooms:
 * :mod:`.keys`: which connections reach a key, and why none does (on
   :mod:`pycdb.rules.forms`, which knows the forms of tcprules keys);
 * :mod:`.relay`: who can relay, the relay judge;
+* :mod:`.runscript`: the rules tcpserver -H and -R make unreachable;
 * :mod:`.wording`: how messages write records, data and names;
 * :mod:`.report`: the codes, and the report for one file.
 """
@@ -57,13 +58,16 @@ def lint(
     kind: Kind | None = None,
     cdb: str | os.PathLike[str] | None = None,
     paranoid: bool = False,
+    no_dns: bool = False,
+    no_ident: bool = False,
 ) -> LintReport:
     """Lint the file at ``path``: a rules cdb or rules text, as ``kind``
     says or, by default, as :func:`detect_bytes` tells from its bytes.
     The file is read once (see :func:`.sniff.read`: a pipe works, a device
     is refused).  ``cdb`` (text only) names the database compiled from
     it, to check it is not stale; ValueError when the file is a cdb.
-    ``paranoid`` says tcpserver runs with ``-p``.  OSError when a file
+    ``paranoid`` says tcpserver runs with ``-p``; ``no_dns`` and
+    ``no_ident`` that it runs with ``-H`` and ``-R``.  OSError when a file
     cannot be read."""
     name = os.fsdecode(path)
     data, st = read(path)
@@ -72,6 +76,14 @@ def lint(
     if kind == "cdb":
         if cdb is not None:
             raise ValueError("cdb= compares rules text with its database; this file is a cdb")
-        return lint_cdb(data, name=name, paranoid=paranoid)
+        return lint_cdb(data, name=name, paranoid=paranoid, no_dns=no_dns, no_ident=no_ident)
     modified = st.st_mtime_ns if stat.S_ISREG(st.st_mode) else None
-    return lint_text(data, filename=name, cdb=cdb, paranoid=paranoid, modified=modified)
+    return lint_text(
+        data,
+        filename=name,
+        cdb=cdb,
+        paranoid=paranoid,
+        modified=modified,
+        no_dns=no_dns,
+        no_ident=no_ident,
+    )

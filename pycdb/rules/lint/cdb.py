@@ -25,13 +25,17 @@ def lint_cdb(
     name: str | None = None,
     paranoid: bool = False,
     st: os.stat_result | None = None,
+    no_dns: bool = False,
+    no_ident: bool = False,
 ) -> LintReport:
     """Lint a rules cdb: a path, or the file's bytes.  OSError when the
     file cannot be read (see :func:`pycdb.rules.lint.sniff.read`); a
     damaged file is a ``corrupt`` finding.  ``paranoid`` says tcpserver
     runs with ``-p`` (host-name grants of RELAYCLIENT are then infos, not
-    errors).  ``st``, the file's status when ``source`` is its bytes,
-    lets lint judge its mode too (a path's is read with it)."""
+    errors); ``no_dns`` and ``no_ident`` that it runs with ``-H`` and
+    ``-R`` (rules on host names or ident answers never fire).  ``st``, the
+    file's status when ``source`` is its bytes, lets lint judge its mode
+    too (a path's is read with it)."""
     if isinstance(source, bytes):
         data = source
         report = LintReport(name or "<bytes>", "cdb")
@@ -73,7 +77,8 @@ def lint_cdb(
                     )
                 )
                 continue
-            for severity, code, message in judge(key, first, paranoid):
+            found = judge(key, first, paranoid, no_dns=no_dns, no_ident=no_ident)
+            for severity, code, message in found:
                 add(Finding(code, message, severity, key=key))
             if count > 1:
                 others = [quote_text(written(d)) for d in every[1:3]]

@@ -22,6 +22,7 @@ from ..ruleset import Decision
 from .keys import Dead, shape
 from .relay import relay
 from .report import LintReport, Said
+from .runscript import never_fires
 from .wording import ENCODING, quote_text, reading, rule_text
 
 __all__ = ["judge", "judge_file"]
@@ -35,16 +36,26 @@ _KNOWN = ("RELAYCLIENT", "RBLSMTPD", "QMAILQUEUE", "DATABYTES", "SMTPAUTH", "TCP
 
 
 def judge(
-    key: bytes, data: bytes, paranoid: bool, written: tuple[Action, Env] | None = None
+    key: bytes,
+    data: bytes,
+    paranoid: bool,
+    written: tuple[Action, Env] | None = None,
+    *,
+    no_dns: bool = False,
+    no_ident: bool = False,
 ) -> list[Said]:
     """Everything worth saying about the record (``key``, ``data``) that
     tcpserver would use.  ``paranoid``: tcpserver runs with ``-p``.
     ``written`` is the rule as its line says (rules text); None for a cdb
-    record (see :func:`_misread`)."""
+    record (see :func:`_misread`).  ``no_dns``, ``no_ident``: tcpserver
+    runs with ``-H``, ``-R`` (:mod:`.runscript`)."""
     form = shape(key)
     if isinstance(form, Dead):
         # No connection reaches the key: what its data says never happens.
         return [("warning", form.code, form.why)]
+    unreached = never_fires(key, form, no_dns, no_ident)
+    if unreached is not None:
+        return [unreached]
     about = _about_data if len(data) <= 512 else _about_data.__wrapped__  # keep no big data
     grants, before, after = about(data, written)
     if not grants:

@@ -39,6 +39,7 @@ CODES: dict[str, tuple[Severity, str]] = {
     "uppercase-host": ("warning", "a host name with capitals: tcpserver's names are lower case"),
     "cidr": ("warning", "CIDR notation, which tcprules stores as a key that never matches"),
     "never-matches": ("warning", "a key no connection produces"),
+    "never-fires": ("warning", "a host or ident rule tcpserver -H or -R never looks up"),
     "misread-data": ("warning", "data tcpserver reads otherwise than tcprules wrote it"),
     "unreachable": ("warning", "a key the cdb's hash tables do not lead to"),
     "no-default": ("warning", "no default rule: every client not listed is allowed"),

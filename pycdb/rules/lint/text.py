@@ -54,9 +54,13 @@ class _TextLinter:
     """One pass over rules text, line by line: :meth:`line` for each, then
     :meth:`finish`; the findings are in ``report``."""
 
-    def __init__(self, name: str, paranoid: bool, keep: bool) -> None:
+    def __init__(
+        self, name: str, paranoid: bool, keep: bool, no_dns: bool = False, no_ident: bool = False
+    ) -> None:
         self.report = LintReport(name, "text")
         self.paranoid = paranoid
+        self.no_dns = no_dns
+        self.no_ident = no_ident
         self.keep = keep  # keep the records, to compare them with a cdb
         self.first: dict[bytes, tuple[int, bytes]] = {}  # key -> (line, data)
         self.count = 0  # records tcprules would write
@@ -210,7 +214,12 @@ class _TextLinter:
         seen_codes: dict[tuple[str, str], int] = {}
         for key in fresh:
             for severity, code, message in judge(
-                key, rule.data, self.paranoid, (rule.action, rule.env)
+                key,
+                rule.data,
+                self.paranoid,
+                (rule.action, rule.env),
+                no_dns=self.no_dns,
+                no_ident=self.no_ident,
             ):
                 group = (code, message if len(fresh) == 1 else code)
                 if group in seen_codes:
@@ -316,6 +325,8 @@ def lint_text(
     cdb: str | os.PathLike[str] | None = None,
     paranoid: bool = False,
     modified: int | None = None,
+    no_dns: bool = False,
+    no_ident: bool = False,
 ) -> LintReport:
     """Lint rules text: a path, the text as bytes, a binary file object
     or an iterable of lines (as :func:`pycdb.rules.parse` takes them).
@@ -325,7 +336,8 @@ def lint_text(
     bytes.  ``modified`` is the text's modification time (ns), which the
     ``stale`` finding compares with the database's; a regular file's own
     is used when ``source`` is its path.  ``paranoid`` says tcpserver runs
-    with ``-p`` (see :func:`pycdb.rules.lint.lint_cdb`).  OSError when a
+    with ``-p``, ``no_dns`` and ``no_ident`` with ``-H`` and ``-R`` (see
+    :func:`pycdb.rules.lint.lint_cdb`).  OSError when a
     file cannot be read (see :func:`pycdb.rules.lint.sniff.read`).  The
     text is held in memory while it is judged."""
     if isinstance(source, (str, os.PathLike)):
@@ -336,7 +348,7 @@ def lint_text(
     else:
         name, chunks = source_chunks(source, filename)
         text = b"".join(chunks)
-    linter = _TextLinter(name, paranoid, keep=cdb is not None)
+    linter = _TextLinter(name, paranoid, keep=cdb is not None, no_dns=no_dns, no_ident=no_ident)
     for lineno, raw in enumerate(lines([text]), 1):
         linter.line(raw, lineno)
     linter.finish()

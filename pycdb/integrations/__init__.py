@@ -1,0 +1,1 @@
+"""Integrations of pycdb with servers written in Python (optional extras)."""
