@@ -28,6 +28,19 @@ Deliberate differences: a second operand is a usage error (tcprulescheck
 ignores it, which would silently check the wrong connection for
 ``pycdb check rules.cdb 1.2.3.4``); an error writing standard output is
 reported (exit 111) where tcprulescheck ignores it.
+
+Dialects (docs/dialects.md).  ``--dialect ucspi-tcp-ipv6`` or ``--dialect
+ucspi-tcp6`` makes it a drop-in for that fork's tcprulescheck (its key
+order, its way of printing a CIDR rule, its default TCPREMOTEIP).
+Without ``--dialect``, a database whose keys only one fork writes is
+recognised and checked in that fork's dialect, with a note on standard
+error; otherwise it is ucspi-tcp 0.88's.  Unlike tcprulescheck 0.88,
+which would look up any text, an IPv6 TCPREMOTEIP on a 0.88 database is
+an error (exit 100) naming the dialects that take it, since 0.88's
+tcpserver never gives one; ``::ffff:a.b.c.d``, a dual-stack socket's view
+of an IPv4 client, is checked as ``a.b.c.d``, with a note.  In the forks,
+TCPREMOTEIP is used as given, as their tcprulescheck uses it, with a
+warning when their tcpserver would write that client otherwise.
 """
 
 from __future__ import annotations
@@ -38,10 +51,12 @@ import os
 
 from .._files import looks_like_text
 from ..errors import CorruptError
+from ..rules.dialects import CLASSIC, FEFE, FEH, Dialect, client_address, get
 from ..rules.ruleset import Decision, RuleSet
-from ._util import DjbOutput, Fatal, oserror_text, split_options, usage, write_out
+from . import _dialect
+from ._util import DjbOutput, Fatal, oserror_text, split_options, usage, write_err, write_out
 
-USAGE = "pycdb check RULES.cdb [--ip IP] [--host HOST] [--info INFO] [--json]"
+USAGE = f"pycdb check RULES.cdb [--ip IP] [--host HOST] [--info INFO] [--json] {_dialect.OPTION}"
 
 HELP = f"""usage: {USAGE}
 
@@ -53,6 +68,8 @@ TCPREMOTEHOST and TCPREMOTEINFO from the environment, or:
   --host HOST    the remote host name (overrides TCPREMOTEHOST)
   --info INFO    the remote ident answer (overrides TCPREMOTEINFO)
   --json         print tcpserver's decision as JSON: rule, allowed, env, data
+{_dialect.HELP}
+                 (without it: the one a database's keys show, else 0.88)
   --             end of options (for a file name starting with -)
 
 Exit 0; 111 when RULES.cdb cannot be read; 100 for bad usage.
@@ -61,13 +78,15 @@ Exit 0; 111 when RULES.cdb cannot be read; 100 for bad usage.
 _VALUED = ("ip", "host", "info")
 
 
-def tcprulescheck_text(decision: Decision) -> bytes:
+def tcprulescheck_text(decision: Decision, dialect: str | Dialect | None = None) -> bytes:
     """tcprulescheck's output for ``decision``: it stops at the first
-    ``D`` item and shows every ``+`` item as it stands."""
+    ``D`` item and shows every ``+`` item as it stands.  ``dialect``'s
+    tcprulescheck names the deciding key (ucspi-tcp6's prints a CIDR key
+    as its network, and the empty key as ``default:``)."""
     key = decision.key
     if key is None:
         return b"default:\nallow connection\n"
-    lines = [b"rule ", key, b":\n"]
+    lines = [b"rule ", key, b":\n"] if dialect is None else [get(dialect).rule_shown(key), b"\n"]
     items = decision.data.split(b"\0")
     items.pop()  # bytes after the last NUL are not an item
     for item in items:
@@ -104,12 +123,18 @@ def _looks_like_ip(text: str) -> bool:
 def _parse(args: list[str]) -> tuple[str, dict[str, bytes], bool] | None:
     """(file, given connection values, json); None when help was asked."""
     parsed = split_options(
-        args, USAGE, flags=("json",), valued={name: "a value" for name in _VALUED}
+        args,
+        USAGE,
+        flags=("json",),
+        valued={**{name: "a value" for name in _VALUED}, "dialect": "a dialect"},
     )
     if parsed is None:
         return None
     options, operands = parsed
     values = {name: os.fsencode(str(options[name])) for name in _VALUED if name in options}
+    dialect = _dialect.name_of(options.get("dialect"), USAGE)
+    if dialect is not None:
+        values["dialect"] = dialect.encode()  # main() takes it out
     if not operands:
         raise usage(USAGE)
     if len(operands) > 1:
@@ -125,14 +150,17 @@ def main(command: str, args: list[str]) -> int:
         write_out(HELP)
         return 0
     path, values, as_json = parsed
+    given = values.pop("dialect", None)
+    lang = get(_dialect.chosen(path, None if given is None else given.decode(), "checked"))
     environ = os.environb
-    ip = values.get("ip", environ.get(b"TCPREMOTEIP", b"0.0.0.0"))
+    ip = values.get("ip", environ.get(b"TCPREMOTEIP", lang.default_ip))
     host = values["host"] if "host" in values else environ.get(b"TCPREMOTEHOST")
     info = values["info"] if "info" in values else environ.get(b"TCPREMOTEINFO")
+    ip = _client_ip(ip, lang)
     try:
         # tcprulescheck opens the file once: no reloading needed.
-        with RuleSet(path, reload_interval=float("inf")) as rules:
-            decision = rules.check(ip, host, info)
+        with RuleSet(path, reload_interval=float("inf"), dialect=lang.name) as rules:
+            decision = rules.check_text(ip, host, info)
     except CorruptError as exc:
         if looks_like_text(path):
             raise Fatal(
@@ -148,6 +176,47 @@ def main(command: str, args: list[str]) -> int:
     except OSError as exc:
         raise Fatal(111, f"unable to read {path}: {oserror_text(exc)}") from None
     out = DjbOutput()
-    out.put(json_text(decision) if as_json else tcprulescheck_text(decision))
+    out.put(json_text(decision) if as_json else tcprulescheck_text(decision, lang))
     out.flush()
     return 0
+
+
+def _client_ip(ip: bytes, lang: Dialect) -> bytes:
+    """TCPREMOTEIP as the check uses it: as given, as tcprulescheck uses
+    it, except that 0.88 refuses an IPv6 address (its tcpserver has none)
+    and takes ``::ffff:a.b.c.d`` for the IPv4 client it is; a note or a
+    warning on standard error says so, and says when the dialect's
+    tcpserver would have written the address otherwise."""
+    if b":" not in ip:
+        return ip
+    address = client_address(ip)
+    if address is None:
+        return ip
+    shown = ip.decode("ascii")
+    if lang.name == CLASSIC:
+        if address.version == 6 and address.ipv4_mapped is None:
+            raise Fatal(
+                100,
+                f"TCPREMOTEIP {shown} is an IPv6 address, and ucspi-tcp 0.88's tcpserver has no "
+                "IPv6, so no 0.88 rules database is ever asked about one; for a database built "
+                "by an IPv6 tcprules, give --dialect ucspi-tcp-ipv6 (Debian's ucspi-tcp-ipv6) "
+                "or --dialect ucspi-tcp6 (fehQlibs' ucspi-tcp6)",
+            )
+        as_ipv4 = lang.client_text(address)
+        write_err(
+            f"pycdb: note: {shown} is the IPv4 client {as_ipv4.decode()} seen by a dual-stack "
+            "socket; checked as that client, as ucspi-tcp 0.88's tcpserver writes it\n"
+        )
+        return as_ipv4
+    if lang.name == FEH and address.version == 6 and address.ipv4_mapped is None:
+        return ip  # ucspi-tcp6 reads any spelling of an IPv6 address into its full form
+    writes = {lang.client_text(address)}
+    if lang.name == FEFE:
+        writes.add(lang.client_text(address, mapped_as_ipv6=True))  # tcpserver -6
+    if ip not in writes:
+        spelled = " or ".join(sorted(w.decode() for w in writes))
+        write_err(
+            f"pycdb: warning: {lang.name}'s tcpserver writes this client as {spelled}, not "
+            f"{shown}; checked as given, as its tcprulescheck does\n"
+        )
+    return ip
