@@ -184,6 +184,12 @@ class Dialect:
         """Why no line of this dialect's tcprules produces ``key``."""
         return forms.key_problem(key)
 
+    def address_for(self, key: bytes) -> bytes:
+        """An address from which this dialect's tcprules produces exactly
+        ``key`` (the key itself, a one-key range, a CIDR network);
+        ValueError (the reason) when none does."""
+        return forms.address_of(key)
+
     def __repr__(self) -> str:
         return f"<pycdb dialect {self.name}>"
 
@@ -239,6 +245,15 @@ class _Fefe(Dialect):
 
     def key_problem(self, key: bytes) -> str | None:
         return forms.fork_key_problem(key, FEFE)
+
+    def address_for(self, key: bytes) -> bytes:
+        problem = self.key_problem(key)
+        if problem is not None:
+            raise ValueError(problem)
+        if not forms.is_range(key):
+            return key
+        start, end, n = forms.range_fields(key)[0]
+        return forms.range_address(key, start, end, n)
 
 
 class _Feh(Dialect):
@@ -307,6 +322,22 @@ class _Feh(Dialect):
 
     def key_problem(self, key: bytes) -> str | None:
         return forms.fork_key_problem(key, FEH)
+
+    def address_for(self, key: bytes) -> bytes:
+        """A CIDR key's network (``10.0.0.0/8``, ``2001:db8::/32``), which
+        tcprules turns back into the key; any other key as for 0.88."""
+        problem = self.key_problem(key)
+        if problem is not None:
+            raise ValueError(problem)
+        cidr = forms.cidr_bits(key)
+        if cidr is not None:
+            version, network, prefix = cidr
+            address = ipaddress.ip_address(network)
+            return f"{address}/{prefix}".encode()
+        if 58 in key or 47 in key or not forms.is_range(key):
+            return key
+        start, end, n = forms.range_fields(key)[0]
+        return forms.range_address(key, start, end, n)
 
 
 _DIALECTS: dict[str, Dialect] = {d.name: d for d in (Dialect(), _Fefe(), _Feh())}

@@ -342,7 +342,24 @@ def fork_of(key: bytes) -> str | None:
         return None
     if at >= 0 and 47 in target:  # 'u@ADDRESS/N': ucspi-tcp6 keeps it as written too
         return None
-    return FEFE if _IP6_TEXT.match(target) else None
+    return FEFE if _ip6_like(target) else None
+
+
+_SLASH_N = re.compile(rb"/[0-9]{1,3}\Z")
+
+
+def _ip6_like(text: bytes) -> bool:
+    """Whether ``text`` is IPv6 as a person writes an address, a network
+    (``ADDRESS/N``) or a prefix cut after a ``:`` or ``.`` in some
+    spelling: what a rule for an IPv6 client looks like."""
+    m = _SLASH_N.search(text)
+    if m:
+        text = text[: m.start()]
+    if not _IP6_TEXT.match(text):
+        return False
+    if _ip6(text) is not None:
+        return True
+    return text[-1:] in (b":", b".") and any(_ip6(text + more) is not None for more in _GO_ON)
 
 
 def fork_key_problem(key: bytes, dialect: str) -> str | None:
