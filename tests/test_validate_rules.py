@@ -220,7 +220,9 @@ def test_ipv6_keys_are_recognised_not_refused(tmp_path: Path) -> None:
     write_cdb(path, [*GOOD, (b"::1", b"D\0")])
     report = soundness.validate_rules(path)
     assert report.sound and report.dialect == "ucspi-tcp-ipv6"
-    assert "recognised as ucspi-tcp-ipv6" in report.dialect_basis and "'::1'" in report.dialect_basis
+    assert (
+        "recognised as ucspi-tcp-ipv6" in report.dialect_basis and "'::1'" in report.dialect_basis
+    )
     (f,) = soundness.validate_rules(path, dialect="ucspi-tcp").findings
     assert (f.code, f.key) == ("rules-key", b"::1") and "contains ':'" in f.message
 

@@ -43,6 +43,7 @@ server says.
 from __future__ import annotations
 
 import re
+from ipaddress import IPv6Network
 from typing import Literal
 
 __all__ = [
@@ -164,9 +165,12 @@ def address_of(key: bytes) -> bytes:
 #: The forms of a key that some connection makes tcpserver look up, each
 #: from one step of docs/lookup-order.md §1: the empty key; ``=`` alone;
 #: ``=host``; ``=.suffix``; an address; a prefix of one (``10.1.``);
-#: ``info@address``; ``info@=host``.  Who vouches for each form is
+#: ``info@address``; ``info@=host``; and ucspi-tcp6's CIDR keys (a
+#: network, docs/dialects.md §4).  Who vouches for each form is
 #: docs/lookup-order.md §3.
-Form = Literal["default", "any-name", "host", "suffix", "ip", "prefix", "ident-ip", "ident-host"]
+Form = Literal[
+    "default", "any-name", "host", "suffix", "ip", "prefix", "ident-ip", "ident-host", "cidr"
+]
 
 _LABEL = rb"(?:[a-z0-9_-]|\\[0-7]{3})+"
 _HOST = re.compile(rb"%s(?:\.%s)*\Z" % (_LABEL, _LABEL))
@@ -407,3 +411,43 @@ def fork_key_problem(key: bytes, dialect: str) -> str | None:
     if is_range(key) and not range_fields(key):
         return _RANGE_ONLY
     return None
+
+
+def fefe_prefix_of(net: IPv6Network) -> bytes | None:
+    """The ucspi-tcp-ipv6 prefix key that matches exactly the addresses of
+    ``net``, when there is one: a whole number of leading non-zero
+    groups (``2001:db8:`` is 2001:db8::/32), or those and one zero group
+    (``2001:db8::`` is 2001:db8::/48)."""
+    if net.prefixlen % 16:
+        return None
+    groups = net.prefixlen // 16
+    values = [
+        int.from_bytes(net.network_address.packed[2 * i : 2 * i + 2], "big") for i in range(8)
+    ]
+    lead = values[:groups]
+    if 0 not in lead:
+        return b"".join(b"%x:" % g for g in lead) if lead else None
+    first = lead.index(0)
+    if first == groups - 1:
+        return b"".join(b"%x:" % g for g in lead[:first]) + (b":" if first else b"::")
+    return None
+
+
+def fefe_prefix_network(text: bytes) -> IPv6Network | None:
+    """The IPv6 network whose addresses are exactly those whose
+    ucspi-tcp-ipv6 text starts with the prefix ``text``, when there is
+    one: leading non-zero groups (``2001:db8:`` is /32), or those and the
+    first zero group (``2001:db8::`` is /48; ``:`` and ``::`` are ::/16)."""
+    if text in (b":", b"::"):
+        return IPv6Network("::/16")
+    if not text.endswith(b":"):
+        return None
+    body = text[:-2] if text.endswith(b"::") else text[:-1]
+    groups = body.split(b":") if body else []
+    if any(not g or g != b"%x" % int(g, 16) or int(g, 16) == 0 for g in groups):
+        return None
+    extra = 1 if text.endswith(b"::") else 0
+    if len(groups) + extra > 7:
+        return None
+    packed = b"".join(int(g, 16).to_bytes(2, "big") for g in groups) + bytes(16)
+    return IPv6Network((packed[:16], 16 * (len(groups) + extra)))

@@ -57,14 +57,17 @@ def lint(
     kind: Kind | None = None,
     cdb: str | os.PathLike[str] | None = None,
     paranoid: bool = False,
+    dialect: str | None = None,
 ) -> LintReport:
     """Lint the file at ``path``: a rules cdb or rules text, as ``kind``
     says or, by default, as :func:`detect_bytes` tells from its bytes.
     The file is read once (see :func:`.sniff.read`: a pipe works, a device
     is refused).  ``cdb`` (text only) names the database compiled from
     it, to check it is not stale; ValueError when the file is a cdb.
-    ``paranoid`` says tcpserver runs with ``-p``.  OSError when a file
-    cannot be read."""
+    ``paranoid`` says tcpserver runs with ``-p``.  ``dialect`` names the
+    tcprules and tcpserver (:mod:`pycdb.rules.dialects`): rules text is
+    read in ucspi-tcp 0.88's by default, a cdb in the one its keys show
+    (see :func:`lint_cdb`).  OSError when a file cannot be read."""
     name = os.fsdecode(path)
     data, st = read(path)
     if kind is None:
@@ -72,6 +75,8 @@ def lint(
     if kind == "cdb":
         if cdb is not None:
             raise ValueError("cdb= compares rules text with its database; this file is a cdb")
-        return lint_cdb(data, name=name, paranoid=paranoid)
+        return lint_cdb(data, name=name, paranoid=paranoid, dialect=dialect)
     modified = st.st_mtime_ns if stat.S_ISREG(st.st_mode) else None
-    return lint_text(data, filename=name, cdb=cdb, paranoid=paranoid, modified=modified)
+    return lint_text(
+        data, filename=name, cdb=cdb, paranoid=paranoid, modified=modified, dialect=dialect
+    )

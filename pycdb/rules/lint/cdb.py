@@ -6,10 +6,12 @@ as ``corrupt``."""
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 
 from ...errors import CorruptError
 from ...findings import Finding
 from ...reader import Reader
+from ..dialects import CLASSIC, get, recognise
 from .judge import judge, judge_file
 from .report import LintReport
 from .sniff import read
@@ -19,13 +21,20 @@ __all__ = ["lint_cdb"]
 
 
 def lint_cdb(
-    source: str | os.PathLike[str] | bytes, *, name: str | None = None, paranoid: bool = False
+    source: str | os.PathLike[str] | bytes,
+    *,
+    name: str | None = None,
+    paranoid: bool = False,
+    dialect: str | None = None,
 ) -> LintReport:
     """Lint a rules cdb: a path, or the file's bytes.  OSError when the
     file cannot be read (see :func:`pycdb.rules.lint.sniff.read`); a
     damaged file is a ``corrupt`` finding.  ``paranoid`` says tcpserver
     runs with ``-p`` (host-name grants of RELAYCLIENT are then infos, not
-    errors)."""
+    errors).  ``dialect`` names the tcpserver that reads it
+    (:mod:`pycdb.rules.dialects`); None takes the one its keys show
+    (:func:`pycdb.rules.dialects.recognise`: an info ``dialect`` finding
+    says so), else ucspi-tcp 0.88."""
     if isinstance(source, bytes):
         data = source
         report = LintReport(name or "<bytes>", "cdb")
@@ -46,6 +55,7 @@ def lint_cdb(
         report.records = sum(counts.values())
         report.rules = len(counts)
         add = report.findings.append
+        report.dialect = _dialect(report, counts, dialect)
         for key, count in counts.items():
             try:
                 first = reader.get(key)
@@ -64,7 +74,7 @@ def lint_cdb(
                     )
                 )
                 continue
-            for severity, code, message in judge(key, first, paranoid):
+            for severity, code, message in judge(key, first, paranoid, None, report.dialect):
                 add(Finding(code, message, severity, key=key))
             if count > 1:
                 others = [quote_text(written(d)) for d in every[1:3]]
@@ -81,6 +91,34 @@ def lint_cdb(
                 )
     judge_file(report, b"" in counts, "the database has no records")
     return report
+
+
+def _dialect(report: LintReport, keys: Iterable[bytes], given: str | None) -> str:
+    """The dialect to judge the keys in: ``given``, else the one they are
+    recognised as (with an info finding), else ucspi-tcp 0.88 (with a
+    warning when they are of both forks)."""
+    if given is not None:
+        return get(given).name
+    found = recognise(keys)
+    if found.dialect is not None:
+        report.findings.append(
+            Finding(
+                "dialect",
+                f"{found.describe()}; judged in that dialect (--dialect names another)",
+                "info",
+            )
+        )
+        return found.dialect
+    if found.mixed:
+        report.findings.append(
+            Finding(
+                "mixed-dialects",
+                f"{found.describe()}; judged as ucspi-tcp 0.88, whose tcpserver looks none "
+                "of them up (--dialect names the one that reads this database)",
+                "warning",
+            )
+        )
+    return CLASSIC
 
 
 def _corrupt(report: LintReport, exc: CorruptError) -> LintReport:

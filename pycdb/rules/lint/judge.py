@@ -32,13 +32,17 @@ _KNOWN = ("RELAYCLIENT", "RBLSMTPD", "QMAILQUEUE", "DATABYTES", "SMTPAUTH", "TCP
 
 
 def judge(
-    key: bytes, data: bytes, paranoid: bool, written: tuple[Action, Env] | None = None
+    key: bytes,
+    data: bytes,
+    paranoid: bool,
+    written: tuple[Action, Env] | None = None,
+    dialect: str = "ucspi-tcp",
 ) -> list[Said]:
     """Everything worth saying about the record (``key``, ``data``) that
-    tcpserver would use.  ``paranoid``: tcpserver runs with ``-p``.
-    ``written`` is the rule as its line says (rules text); None for a cdb
-    record (see :func:`_misread`)."""
-    form = shape(key)
+    ``dialect``'s tcpserver would use.  ``paranoid``: tcpserver runs with
+    ``-p``.  ``written`` is the rule as its line says (rules text); None
+    for a cdb record (see :func:`_misread`)."""
+    form = shape(key, dialect)
     if isinstance(form, Dead):
         # No connection reaches the key: what its data says never happens.
         return [("warning", form.code, form.why)]
