@@ -64,25 +64,23 @@ def databases(tmp_path_factory: pytest.TempPathFactory) -> Path:
     shutil.copytree(LINT, work)
     for rules in sorted(work.glob("*.rules")):
         db = rules.with_suffix(".cdb")
+        if rules.name.startswith("hang."):
+            continue  # ucspi-tcp-ipv6's tcprules loops on it for ever (test_dialect_oracle)
         if rules.name.endswith(".tcp6.rules"):
             command = [script("pycdb"), "make", "--dialect", "ucspi-tcp6"]
         elif rules.name.endswith(".ipv6.rules"):
             command = [ipv6_ref("tcprules")]
         else:
             command = [ref("tcprules")]
-        try:
-            done = subprocess.run(
-                [*command, str(db), f"{db}.tmp"],
-                input=rules.read_bytes(),
-                capture_output=True,
-                env=child_env(),
-                timeout=10,
-            )
-        except subprocess.TimeoutExpired:  # ucspi-tcp-ipv6's tcprules hangs on some lines
-            assert rules.name.startswith("hang."), rules.name
-        else:
-            # 100: refused (ucspi-tcp6: 101)
-            assert done.returncode in (0, 100, 101), (rules.name, done.stderr)
+        done = subprocess.run(
+            [*command, str(db), f"{db}.tmp"],
+            input=rules.read_bytes(),
+            capture_output=True,
+            env=child_env(),
+            timeout=60,
+        )
+        # 100: refused (ucspi-tcp6: 101)
+        assert done.returncode in (0, 100, 101), (rules.name, done.stderr)
         if os.path.exists(f"{db}.tmp"):  # what a refusal leaves behind
             os.unlink(f"{db}.tmp")
     for records in sorted(work.glob("*.records")):

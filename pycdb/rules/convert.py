@@ -210,7 +210,6 @@ class _Converter:
                     "ucspi-tcp6 has no prefixes of IPv6 text, and no CIDR network covers exactly "
                     "the addresses whose ucspi-tcp-ipv6 text starts with this one",
                 )
-            self.check_exact_prefix(line, target_text)
             return str(net).encode()
         # ucspi-tcp6 to ucspi-tcp-ipv6: the key is the full form (or kept as written).
         key = line.keys[0]
@@ -235,32 +234,27 @@ class _Converter:
             net6 = ipaddress.IPv6Network((network, prefix))
             if prefix >= 96 and network[:12] == MAPPED:
                 raise self.refuse(line, _MAPPED)
+            if prefix == 128:
+                if self.hosts:
+                    raise self.refuse(
+                        line,
+                        f"{net6} becomes an address rule in ucspi-tcp-ipv6, which its tcpserver "
+                        f"tries before '=host' rules, and ucspi-tcp6 tries after them (line "
+                        f"{self.hosts[0]} has one); a client with that name would get another rule",
+                    )
+                return fefe_fmt(network)
             text = fefe_prefix_of(net6)
             if text is None:
                 raise self.refuse(
                     line,
-                    f"no prefix of ucspi-tcp-ipv6's address text covers exactly {net6} (a prefix "
-                    "ends after a group: /16, /32, ...; and that tcpserver writes the first zero "
-                    "group as '::')",
+                    f"no prefix of ucspi-tcp-ipv6's address text covers exactly {net6}: a prefix "
+                    "ends after a whole group (/16, /32, ... /112), and a zero group among them "
+                    "is written '::' or not depending on the zero groups after it",
                 )
-            self.check_exact_prefix(line, text)
             return text
         net = ipaddress.IPv4Network((network, prefix))
         self.check_overlap(line, net)
         return classic_address(net)[0]
-
-    def check_exact_prefix(self, line: _Line, text: bytes) -> None:
-        """Refuse an ucspi-tcp-ipv6 prefix that is also an address's whole
-        text (``2001:db8::``) when the file has ``=host`` rules: that
-        tcpserver tries it for that one address before ``=host``, as the
-        address, and ucspi-tcp6 tries a CIDR key after."""
-        if fefe_reach(text) == "ip" and self.hosts:
-            raise self.refuse(
-                line,
-                f"{text.decode()} is also a whole address, which ucspi-tcp-ipv6 tries before "
-                f"'=host' rules (line {self.hosts[0]} has one), and ucspi-tcp6's CIDR key comes "
-                "after them; a client at that address with that name would get another rule",
-            )
 
     def check_overlap(self, line: _Line, net: _Net) -> None:
         """Refuse an ucspi-tcp6 network whose expansion into prefixes or

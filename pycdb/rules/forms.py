@@ -43,6 +43,7 @@ server says.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from ipaddress import IPv6Network
 from typing import Literal
 
@@ -290,11 +291,42 @@ def _ip6(text: bytes) -> bytes | None:
         return None
 
 
-#: How a text ending in ':' or '.' may go on, to find an address whose
-#: tcpserver text it starts (see :func:`fefe_reach`).
-_GO_ON = [b"", b"0", b"0.0", b"0.0.0", b"ffff:0.0.0.0", b":1"] + [
-    b":".join([b"1"] * n) for n in range(1, 8)
-]
+_GROUP = re.compile(rb"[0-9A-Fa-f]{1,4}\Z")
+_DOTTED_PREFIX = re.compile(rb"(?:(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])\.){1,3}\Z")
+
+
+def _completions(prefix: bytes) -> Iterator[bytes]:
+    """Addresses (16 bytes) whose IPv6 text might start with ``prefix``
+    (ending in ``:``, cut after it): its written groups, the run of zero
+    groups its ``::`` stands for in every length, and every pattern of
+    zero and non-zero groups after it.  Past the prefix only whether a
+    group is zero matters (it decides which run is compressed), so 0 and
+    1 stand for all values: at most a few hundred candidates."""
+    body = prefix[:-1]
+    if body in (b"", b":"):
+        left: list[bytes] = []
+        right: list[bytes] = []
+        has_run = True
+    elif body.endswith(b":"):
+        left, right, has_run = body[:-1].split(b":"), [], True
+    elif b"::" in body:
+        before, _, after = body.partition(b"::")
+        left = before.split(b":") if before else []
+        right = after.split(b":")
+        has_run = True
+    else:
+        left, right, has_run = body.split(b":"), [], False
+    if not all(_GROUP.match(g) for g in left + right):
+        return
+    head = [int(g, 16) for g in left]
+    mid = [int(g, 16) for g in right]
+    for run in range(1, 9 - len(head) - len(mid)) if has_run else [0]:
+        free = 8 - len(head) - run - len(mid)
+        if free < 0 or (not has_run and free == 0):
+            continue
+        for bits in range(1 << free):
+            groups = head + [0] * run + mid + [(bits >> k) & 1 for k in range(free)]
+            yield b"".join(g.to_bytes(2, "big") for g in groups)
 
 
 def fefe_reach(key: bytes) -> str | None:
@@ -303,9 +335,9 @@ def fefe_reach(key: bytes) -> str | None:
     ``.``): ``"ip"`` (some client's address text is the key) or
     ``"prefix"`` (it starts some client's text), ``"mapped"`` when only an
     IPv4 client's ``::ffff:a.b.c.d`` (``tcpserver -6``) does, None when
-    no client's does (``2001:DB8::1``, ``2001:db8:0:0::1``,
-    ``2001:db8:0:1:``).  Only for IPv6-looking keys: hex digits, ``:``
-    and ``.``."""
+    no client's does (``2001:DB8::1``, ``2001:db8:0:0::1``, ``2001:db8::``
+    written ``2001:db8:0::``).  Only for IPv6-looking keys: hex digits,
+    ``:`` and ``.``."""
     from .._iptext import MAPPED, fefe_fmt
 
     if not _IP6_TEXT.match(key):
@@ -313,12 +345,14 @@ def fefe_reach(key: bytes) -> str | None:
     exact = _ip6(key)
     if exact is not None and fefe_fmt(exact) == key:
         return "mapped" if exact[:12] == MAPPED else "ip"
-    if key[-1:] not in (b":", b"."):
+    if key.endswith(b"."):
+        mapped = key.startswith(b"::ffff:") and _DOTTED_PREFIX.match(key[7:]) is not None
+        return "mapped" if mapped else None
+    if not key.endswith(b":"):
         return None
     mapped = False
-    for more in _GO_ON:
-        ip = _ip6(key + more)
-        if ip is not None and fefe_fmt(ip).startswith(key):
+    for ip in _completions(key):
+        if fefe_fmt(ip).startswith(key):
             if ip[:12] != MAPPED:
                 return "prefix"
             mapped = True
@@ -363,7 +397,9 @@ def _ip6_like(text: bytes) -> bool:
         return False
     if _ip6(text) is not None:
         return True
-    return text[-1:] in (b":", b".") and any(_ip6(text + more) is not None for more in _GO_ON)
+    if text.endswith(b"."):
+        return text.startswith(b"::ffff:") and _DOTTED_PREFIX.match(text[7:]) is not None
+    return text.endswith(b":") and next(_completions(text), None) is not None
 
 
 def fork_key_problem(key: bytes, dialect: str) -> str | None:
@@ -415,39 +451,31 @@ def fork_key_problem(key: bytes, dialect: str) -> str | None:
 
 def fefe_prefix_of(net: IPv6Network) -> bytes | None:
     """The ucspi-tcp-ipv6 prefix key that matches exactly the addresses of
-    ``net``, when there is one: a whole number of leading non-zero
-    groups (``2001:db8:`` is 2001:db8::/32), or those and one zero group
-    (``2001:db8::`` is 2001:db8::/48)."""
-    if net.prefixlen % 16:
+    ``net``, when there is one: its leading groups, all non-zero, each
+    followed by its ``:`` (``2001:db8:`` is 2001:db8::/32).  A zero
+    group among them may or may not be the run tcpserver compresses,
+    depending on the rest of the address, so no prefix covers such a
+    network, nor one cut inside a group."""
+    if net.prefixlen % 16 or not 16 <= net.prefixlen <= 112:
         return None
-    groups = net.prefixlen // 16
-    values = [
-        int.from_bytes(net.network_address.packed[2 * i : 2 * i + 2], "big") for i in range(8)
-    ]
-    lead = values[:groups]
-    if 0 not in lead:
-        return b"".join(b"%x:" % g for g in lead) if lead else None
-    first = lead.index(0)
-    if first == groups - 1:
-        return b"".join(b"%x:" % g for g in lead[:first]) + (b":" if first else b"::")
-    return None
+    packed = net.network_address.packed
+    lead = [int.from_bytes(packed[i : i + 2], "big") for i in range(0, net.prefixlen // 8, 2)]
+    if 0 in lead:
+        return None
+    return b"".join(b"%x:" % g for g in lead)
 
 
 def fefe_prefix_network(text: bytes) -> IPv6Network | None:
     """The IPv6 network whose addresses are exactly those whose
     ucspi-tcp-ipv6 text starts with the prefix ``text``, when there is
-    one: leading non-zero groups (``2001:db8:`` is /32), or those and the
-    first zero group (``2001:db8::`` is /48; ``:`` and ``::`` are ::/16)."""
-    if text in (b":", b"::"):
-        return IPv6Network("::/16")
-    if not text.endswith(b":"):
+    one (the inverse of :func:`fefe_prefix_of`): one to seven non-zero
+    groups in tcpserver's spelling, each followed by its ``:``."""
+    if not text.endswith(b":") or text.endswith(b"::"):
         return None
-    body = text[:-2] if text.endswith(b"::") else text[:-1]
-    groups = body.split(b":") if body else []
-    if any(not g or g != b"%x" % int(g, 16) or int(g, 16) == 0 for g in groups):
+    groups = text[:-1].split(b":")
+    if not 1 <= len(groups) <= 7:
         return None
-    extra = 1 if text.endswith(b"::") else 0
-    if len(groups) + extra > 7:
+    if not all(_GROUP.match(g) and g == b"%x" % int(g, 16) and int(g, 16) for g in groups):
         return None
     packed = b"".join(int(g, 16).to_bytes(2, "big") for g in groups) + bytes(16)
-    return IPv6Network((packed[:16], 16 * (len(groups) + extra)))
+    return IPv6Network((packed[:16], 16 * len(groups)))

@@ -19,6 +19,7 @@ from .._names import CLASSIC, FEFE, FEH
 from ..forms import (
     Form,
     cidr_bits,
+    fefe_prefix_network,
     fefe_prefix_of,
     fefe_reach,
     is_full_form,
@@ -254,10 +255,11 @@ def _fefe_shape(key: bytes) -> Form | Dead | None:
                 "an ident rule names one whole address (tcpserver looks up the ident answer, "
                 "'@' and the client's full address), not a prefix",
             )
-    elif reach == "ip":
-        return "ip"
-    elif reach == "prefix":
-        return "prefix"
+    elif reach in ("ip", "prefix"):
+        partial = _fefe_partial(target) if target.endswith(b":") else None
+        if partial is not None:
+            return Dead("ipv6-prefix", f"{quote(key)} {partial}")
+        return "ip" if reach == "ip" else "prefix"
     if reach == "mapped":
         ipv4 = target[len(_MAPPED_TEXT) :] if target.startswith(_MAPPED_TEXT) else b""
         what = "IPv4 address" if reach_exact(target) else "IPv4 prefix"
@@ -281,6 +283,29 @@ _MAPPED_TEXT = b"::ffff:"
 def reach_exact(text: bytes) -> bool:
     """Whether ``text`` is a whole IPv4-mapped address (not a prefix)."""
     return not text.endswith((b".", b":"))
+
+
+def _fefe_partial(text: bytes) -> str | None:
+    """Why the ucspi-tcp-ipv6 prefix ``text`` matches only some of the
+    addresses it seems to name (None when it matches exactly a network,
+    as ``2001:db8:`` does 2001:db8::/32)."""
+    if fefe_prefix_network(text) is not None:
+        return None
+    body = text.rstrip(b":")
+    if b"::" not in text and body and all(g for g in body.split(b":")):
+        groups = [int(g, 16) for g in body.split(b":")]
+        groups += [1] * (8 - len(groups))
+        example = b"".join(g.to_bytes(2, "big") for g in groups)
+        plain = ":".join(f"{g:x}" for g in groups)
+        missed = f" ({plain} is written {fefe_fmt(example).decode()}, which it does not match)"
+    else:
+        missed = ""
+    return (
+        "matches only some of the addresses it seems to name: ucspi-tcp-ipv6's tcpserver "
+        "writes the longest run of zero groups as '::', so whether a client's text starts "
+        f"with it depends on the zero groups after it{missed}; no prefix names such a network "
+        "exactly in this dialect (ucspi-tcp6's CIDR rules do)"
+    )
 
 
 def _fefe_why(text: bytes) -> str:
@@ -309,11 +334,11 @@ def _fefe_why(text: bytes) -> str:
     except (UnicodeDecodeError, ValueError):
         return (
             "no IPv6 address as ucspi-tcp-ipv6's tcpserver writes it (lower case, no leading "
-            "zeros, the first run of zero groups as '::') starts with it"
+            "zeros, the longest run of zero groups as '::') starts with it"
         )
     return (
         f"ucspi-tcp-ipv6's tcpserver writes this address {quote(fefe_fmt(address.packed))} "
-        "(lower case, no leading zeros, the first run of zero groups, even a single one, as "
+        "(lower case, no leading zeros, the longest run of zero groups, even a single one, as "
         "'::'); write that"
     )
 

@@ -47,6 +47,7 @@ CODES: dict[str, tuple[Severity, str]] = {
     "newer-text": ("info", "the text changed after the cdb was built, to the same bytes"),
     "hang": ("error", "a line ucspi-tcp-ipv6's tcprules loops on for ever: no ':allow'/':deny'"),
     "ipv6-form": ("warning", "IPv6 text that the dialect's tcpserver never writes"),
+    "ipv6-prefix": ("warning", "an IPv6 prefix that matches only some of the network it names"),
     "mapped-ipv4": ("warning", "a rule for ::ffff:a.b.c.d, which tcpserver writes a.b.c.d"),
     "dead-prefix": ("warning", "an ucspi-tcp6 /1 network: its tcpserver never tries /1 keys"),
     "dialect": ("info", "the dialect a cdb's keys were recognised as, and judged in"),
