@@ -16,12 +16,14 @@ system error (the input cannot be read, the output cannot be written).
 
 from __future__ import annotations
 
-import sys
+import os
+from collections.abc import Iterable
 
 from ..errors import DialectError, RulesSyntaxError
 from ..rules.convert import convert
 from ..rules.dialects import NAMES
 from ..rules.language import source_chunks
+from ..rules.reading import FileChunks
 from . import _dialect
 from ._util import Fatal, oserror_text, split_options, stdout, usage, write_out
 
@@ -65,9 +67,8 @@ def main(command: str, args: list[str]) -> int:
     name = path or "-"
     try:
         if path is None:
-            if sys.stdin is None:
-                raise Fatal(111, "unable to read input: standard input is closed")
-            name, chunks = source_chunks(sys.stdin.buffer, filename="-")
+            # File descriptor 0 itself, as pycdb make reads it, whatever sys.stdin is.
+            chunks: Iterable[bytes] = FileChunks(os.fdopen(os.dup(0), "rb"), close=True)
         else:
             name, chunks = source_chunks(path)  # opened as every rules file is
         text = list(convert(chunks, source, target, name))

@@ -219,7 +219,15 @@ class _Converter:
         packed = bytes.fromhex(stored.replace(b":", b"").decode())
         if packed[:12] == MAPPED:
             raise self.refuse(line, _MAPPED)
-        return user + fefe_fmt(packed)
+        text = fefe_fmt(packed)
+        if at < 0 and text.endswith(b":"):
+            raise self.refuse(
+                line,
+                f"ucspi-tcp-ipv6's tcpserver writes this address {text.decode()}, and there a key "
+                "ending in ':' is also a prefix, which matches every address written starting "
+                "so, not this one alone",
+            )
+        return user + text
 
     def network(self, line: _Line, key: bytes) -> bytes:
         """An ucspi-tcp6 CIDR key, for a dialect without CIDR."""

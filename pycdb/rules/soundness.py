@@ -200,6 +200,12 @@ class _Rules:
             return "cdb", "no records: nothing marks it as a tcprules database"
         if self.items and 2 * self.shaped >= n:
             return "tcprules", f"recognised as a tcprules database: {shaped}"
+        fork = self.recognition.dialect
+        if fork is not None and self.shaped == n:
+            return "tcprules", (
+                f"recognised as a tcprules database: {shaped}, and its keys are ones {fork}'s "
+                "tcprules writes"
+            )
         if not self.items and self.shaped == n:
             return "cdb", (
                 "not recognised as a tcprules database: every record's data is empty, as in a "
