@@ -50,7 +50,8 @@ from typing import Any, Callable, NamedTuple
 from .. import _backend
 from .._files import snapshot
 from .._format import Layout, parse_header, records
-from ..errors import CorruptError, Error
+from .._keyorder import IPV6_WALK
+from ..errors import CorruptError, DialectError, Error
 from . import dialects
 from ._names import CLASSIC, FEFE
 
@@ -143,30 +144,10 @@ DEFAULT = Decision(None, b"")
 _new = tuple.__new__
 
 
-def _fefe_find(handle: Any, longest: int) -> _Find:
-    """ucspi-tcp-ipv6's rules walk: for an address without ``:``, exactly
-    ucspi-tcp 0.88's (the backend's own, one C call on the cffi
-    backend); with one, its prefixes are cut at ``:`` as well
-    (:func:`pycdb._keyorder6.fefe_keys`)."""
-    rules_find = handle.rules_find
-    get = handle.get
-    keys = dialects.get(FEFE).lookup_keys
-
-    def find(ip: bytes, host: Any, info: Any) -> Any:
-        if 58 not in ip:  # ':'
-            return rules_find(ip, host, info)
-        for key in keys(ip, host, info, longest):
-            value = get(key, None)
-            if value is not None:
-                return key, value
-        return None
-
-    return find
-
-
-def _walk_find(handle: Any, lang: dialects.Dialect, longest: int, cidr: set[int]) -> _Find:
-    """A dialect's rules walk in Python over the backend's lookups, trying
-    only the CIDR keys whose lengths the database has (``cidr``)."""
+def _walk(handle: Any, lang: dialects.Dialect, longest: int, cidr: set[int] | None) -> _Find:
+    """The dialect's rules walk in Python over the backend's lookups, for
+    an address in any text (:meth:`pycdb.rules.dialects.Dialect.lookup_keys`),
+    trying only the CIDR keys whose lengths the database has (``cidr``)."""
     get = handle.get
     keys = lang.lookup_keys
 
@@ -176,6 +157,19 @@ def _walk_find(handle: Any, lang: dialects.Dialect, longest: int, cidr: set[int]
             if value is not None:
                 return key, value
         return None
+
+    return find
+
+
+def _ipv4_only(walk: _Find) -> _Find:
+    """``walk`` refusing an address with ``:``, as the backends' own walk
+    does (:class:`pycdb.errors.DialectError`): the check then forms
+    tcpserver's text for it first."""
+
+    def find(ip: bytes, host: Any, info: Any) -> Any:
+        if 58 in ip:
+            raise DialectError(IPV6_WALK)
+        return walk(ip, host, info)
 
     return find
 
@@ -212,7 +206,7 @@ class _Snapshot:
     incomplete or unsound, when that was first seen (the snapshot then
     stands in for it until :data:`SETTLE` has passed)."""
 
-    __slots__ = ("find", "ident", "good", "unsettled_since")
+    __slots__ = ("find", "text", "ident", "good", "unsettled_since")
 
     def __init__(
         self,
@@ -220,8 +214,13 @@ class _Snapshot:
         ident: _Ident | None,
         good: bool = True,
         unsettled_since: float | None = None,
+        text: _Find | None = None,
     ) -> None:
+        #: The walk for an address without ':' (one C call for ucspi-tcp
+        #: 0.88 on the cffi backend); DialectError for one with ':'.
         self.find = find
+        #: The walk for an address in any text (the dialect's, in Python).
+        self.text = find if text is None else text
         self.ident = ident
         self.good = good
         self.unsettled_since = unsettled_since
@@ -328,13 +327,12 @@ class RuleSet:
         _, longest = impl.Handle(Layout(buf, header, eod, self.name)).survey()
         handle = impl.Handle(Layout(buf, header, eod, self.name, longest))
         lang = self._lang
-        if lang.name == CLASSIC:
-            find: _Find = handle.rules_find
-        elif lang.name == FEFE:
-            find = _fefe_find(handle, longest)
-        else:
-            find = _walk_find(handle, lang, longest, _cidr_lengths(buf, eod, self.name))
-        return _Snapshot(find, _ident(st))
+        if lang.name in (CLASSIC, FEFE):
+            # ucspi-tcp-ipv6 reads an IPv4 address as 0.88 does.
+            walk = _walk(handle, lang, longest, None)
+            return _Snapshot(handle.rules_find, _ident(st), text=walk)
+        walk = _walk(handle, lang, longest, _cidr_lengths(buf, eod, self.name))
+        return _Snapshot(_ipv4_only(walk), _ident(st), text=walk)
 
     def _refresh(self) -> None:
         """Re-examine the path; swap in a new snapshot if the file there
@@ -362,7 +360,7 @@ class RuleSet:
             # answers until SETTLE has passed (never a failing one).
             since = current.unsettled_since if current.unsettled_since is not None else now
             if current.good and now - since < SETTLE:
-                self._snap = _Snapshot(current.find, current.ident, True, since)
+                self._snap = _Snapshot(current.find, current.ident, True, since, current.text)
                 self._due = now + min(self.reload_interval, 0.1)
             else:
                 self._snap = _Snapshot(_failing(exc), ident, good=False)
@@ -403,8 +401,8 @@ class RuleSet:
         if _monotonic() >= self._due:
             self._refresh()
         snap = self._snap
-        # An IPv4 address as str is the common case: take it without a call.
-        if isinstance(ip, str) and "\0" not in ip and ":" not in ip:
+        # An address as str is the common case: take it without a call.
+        if isinstance(ip, str) and "\0" not in ip:
             ip_b = ip.encode(_ENCODING, _ERRORS)
         else:
             ip_b = self._client(ip)
@@ -419,29 +417,39 @@ class RuleSet:
                 info_b = info.encode(_ENCODING, _ERRORS)
             else:
                 info_b = _arg(info, "info")
-        found = snap.find(ip_b, host_b, info_b)
+        try:
+            found = snap.find(ip_b, host_b, info_b)
+        except DialectError:  # the text holds ':': found by the walk, at no cost to IPv4
+            found = self._ipv6(snap, ip_b, host_b, info_b)
         if found is None:
             return DEFAULT
         # tuple.__new__ straight: Decision's own __new__ is Python code.
         return _new(Decision, found)
 
     def _client(self, ip: object) -> bytes:
-        """``TCPREMOTEIP`` for the ``ip`` given to :meth:`check`."""
+        """The text :meth:`check` starts from for an ``ip`` that is not a
+        plain str: bytes as they are, an address object or a socket
+        address as the dialect's tcpserver writes it."""
         if isinstance(ip, (str, bytes, bytearray, memoryview)):
-            text = _arg(ip, "ip")
-            if 58 not in text:
-                return text  # IPv4, or no address at all: as it is
-            address = dialects.client_address(text)
+            return _arg(ip, "ip")
+        if isinstance(ip, tuple) or hasattr(ip, "packed"):
+            address = dialects.client_address(ip)  # type: ignore[arg-type]
             if address is None:
-                return text
-        elif isinstance(ip, tuple) or hasattr(ip, "packed"):
-            found = dialects.client_address(ip)  # type: ignore[arg-type]
-            if found is None:
                 raise ValueError(f"ip {ip!r} is no IP address")
-            address = found
-        else:
-            raise TypeError(f"ip must be str, bytes or an address, not {type(ip).__name__}")
-        return self._lang.client_text(address, self.mapped_as_ipv6)
+            return self._lang.client_text(address, self.mapped_as_ipv6)
+        raise TypeError(f"ip must be str, bytes or an address, not {type(ip).__name__}")
+
+    def _ipv6(self, snap: _Snapshot, ip: bytes, host: bytes | None, info: bytes | None) -> Any:
+        """The walk for an address text holding ``:``: the text the
+        dialect's tcpserver would write for it (an IPv4-mapped address as
+        the IPv4 client where it shows it so; 0.88's DialectError for any
+        other IPv6 address), or, when it is no address at all, the text
+        as it is, as tcprulescheck takes it."""
+        address = dialects.client_address(ip)
+        if address is None:
+            return snap.text(ip, host, info)
+        text = self._lang.client_text(address, self.mapped_as_ipv6)
+        return snap.text(text, host, info) if 58 in text else snap.find(text, host, info)
 
     def check_text(
         self, ip: str | bytes, host: str | bytes | None = None, info: str | bytes | None = None
@@ -458,7 +466,10 @@ class RuleSet:
         ip_b = _arg(ip, "ip")
         host_b = None if host is None else _arg(host, "host")
         info_b = None if info is None else _arg(info, "info")
-        found = snap.find(ip_b, host_b, info_b)
+        try:
+            found = snap.find(ip_b, host_b, info_b)
+        except DialectError:
+            found = snap.text(ip_b, host_b, info_b)
         return DEFAULT if found is None else _new(Decision, found)
 
     def close(self) -> None:
