@@ -72,7 +72,10 @@ TCPREMOTEHOST and TCPREMOTEINFO from the environment, or:
                  (without it: the one a database's keys show, else 0.88)
   --             end of options (for a file name starting with -)
 
-Exit 0; 111 when RULES.cdb cannot be read; 100 for bad usage.
+Exit 0; 111 when RULES.cdb cannot be read; 100 for bad usage, and for
+an IPv6 TCPREMOTEIP on an ucspi-tcp 0.88 database (its tcpserver has no
+IPv6; ::ffff:a.b.c.d is checked as a.b.c.d).  With --dialect ucspi-tcp6,
+TCPREMOTEIP defaults to 0, as its tcprulescheck's does.
 """
 
 _VALUED = ("ip", "host", "info")
