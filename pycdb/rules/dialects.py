@@ -69,7 +69,8 @@ def client_address(value: Address) -> _IP | None:
     ``"fe80::1%eth0"`` dropped, as tcpserver never sees one), an
     :mod:`ipaddress` object, or a socket address tuple (its first item).
     None for text that is no address (``"1..2"``): the caller uses such
-    text as it is, as tcprulescheck does."""
+    text as it is, as tcprulescheck does.  TypeError for a tuple of
+    another length, or a value of another type."""
     if isinstance(value, tuple):
         if len(value) not in (2, 4):
             raise TypeError(

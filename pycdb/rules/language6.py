@@ -39,6 +39,7 @@ from .messages import E_HANG, E_IP6, E_IP6CIDR, E_PREFIXLEN, E_PREFIXNUM
 
 __all__ = [
     "FEFE_ACTIONS",
+    "Parsed",
     "fefe_colon",
     "fefe_line",
     "feh_colon",
