@@ -11,13 +11,14 @@ from __future__ import annotations
 
 from . import _backend
 from ._version import __version__
-from .errors import CorruptError, Error, RulesSyntaxError, TooLargeError
+from .errors import CorruptError, DialectError, Error, RulesSyntaxError, TooLargeError
 from .reader import Reader
 from .writer import Writer
 
 __all__ = [
     "BACKEND",
     "CorruptError",
+    "DialectError",
     "Error",
     "Reader",
     "RulesSyntaxError",

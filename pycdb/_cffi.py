@@ -17,9 +17,9 @@ from typing import Any, Callable, TypeVar
 from ._args import as_buffer, as_bytes
 from ._format import PAIR, Layout
 from ._interface import MakerAPI, SyntaxErrorFactory
-from ._keyorder import rules_keys
+from ._keyorder import IPV6_WALK, rules_keys
 from ._version import __version__
-from .errors import TooLargeError
+from .errors import DialectError, TooLargeError
 
 try:
     from ._cdb import ffi, lib
@@ -47,6 +47,7 @@ _ETOOBIG = lib.PYCDB_ETOOBIG
 _ENOMEM = lib.PYCDB_ENOMEM
 _EDONE = lib.PYCDB_EDONE
 _EBUSY = lib.PYCDB_EBUSY
+_EIPV6 = lib.PYCDB_EIPV6
 _ESYNTAX = lib.PYCDB_ESYNTAX
 _hash = lib.pycdb_hash
 _pair = PAIR.unpack_from
@@ -175,6 +176,8 @@ class Handle:
             return buf[k:d], buf[d : d + dlen]
         if pos == 0:
             return None
+        if pos == _EIPV6:
+            raise DialectError(IPV6_WALK)
         if pos == _ENOMEM:
             raise MemoryError("pycdb: out of memory")
         # A walk met damage: the first key whose walk does names it.

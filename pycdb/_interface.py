@@ -57,7 +57,10 @@ class HandleAPI(Protocol):
         of the first record of the first key that exists, or None.  None
         of the three may hold a NUL (the caller checks).  Keys longer than
         the layout's ``max_klen`` are skipped unbuilt, so the work grows
-        with the input, never with its square."""
+        with the input, never with its square.  An ``ip`` holding ``:``
+        (IPv6, which ucspi-tcp 0.88's tcpserver never gives) is refused
+        with :class:`pycdb.errors.DialectError` before any lookup: found
+        inside the walk, so the common case pays nothing for it."""
         ...
 
 

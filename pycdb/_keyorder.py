@@ -10,6 +10,10 @@ from collections.abc import Iterator
 #: No bound on a key's length.
 UNBOUNDED = 1 << 64
 
+#: Why a backend's rules walk refuses an address holding ``:`` (both say
+#: it the same way; pycdb.rules.ruleset decides what it means).
+IPV6_WALK = "an address holding ':' (IPv6) is not one ucspi-tcp 0.88's rules walk takes"
+
 
 def rules_keys(
     ip: bytes, host: bytes | None, info: bytes | None, longest: int = UNBOUNDED

@@ -19,8 +19,8 @@ from typing import Any, TypeVar
 
 from ._args import as_buffer, as_bytes
 from ._format import HEADER, MASK, PAIR, SWAP, WORD, Layout, cdb_hash, place, records
-from ._keyorder import rules_keys
-from .errors import TooLargeError
+from ._keyorder import IPV6_WALK, rules_keys
+from .errors import DialectError, TooLargeError
 
 __all__ = ["NAME", "Handle", "Maker", "RulesCompiler", "hash", "hash_many"]
 
@@ -195,6 +195,8 @@ class Handle:
     def rules_find(
         self, ip: bytes, host: bytes | None, info: bytes | None
     ) -> tuple[bytes, bytes] | None:
+        if 58 in ip:  # ':', as the C walk (src_c/rules_check.c)
+            raise DialectError(IPV6_WALK)
         for key in rules_keys(ip, host, info, self._layout.max_klen):
             value = self.get(key, None)
             if value is not None:

@@ -12,6 +12,7 @@ __all__ = [
     "CorruptError",
     "DataError",
     "DecompileError",
+    "DialectError",
     "Error",
     "RulesSyntaxError",
     "TooLargeError",
@@ -92,6 +93,14 @@ class DecompileError(Error):
         self.offset = offset
         self.key = key
         self.report = report
+
+
+class DialectError(Error, ValueError):
+    """Something that belongs to another dialect of the tcprules language
+    than the one in use (:mod:`pycdb.rules.dialects`): an IPv6 client given
+    to ucspi-tcp 0.88's rules check, whose tcpserver has no IPv6, or rules
+    whose meaning one dialect cannot express in another (``pycdb
+    convert``).  The message names the dialect to use, or the line."""
 
 
 class LineRefused(Exception):

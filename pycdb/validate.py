@@ -93,6 +93,11 @@ class ValidationReport:
     kind: str = "cdb"
     #: why that kind was assumed (for people: "recognised: ...", "--rules")
     kind_basis: str = ""
+    #: for a tcprules database, the dialect whose keys it was checked
+    #: against (a name of pycdb.rules.dialects), and why that one ("" for
+    #: the default, ucspi-tcp 0.88, when the keys say nothing)
+    dialect: str | None = None
+    dialect_basis: str = ""
     #: no structural finding, and byte for byte what cdbmake writes for
     #: these records in file order (rules findings do not change it)
     canonical: bool = False
@@ -129,6 +134,8 @@ class ValidationReport:
             "size": self.size,
             "kind": self.kind,
             "kind_basis": self.kind_basis,
+            "dialect": self.dialect,
+            "dialect_basis": self.dialect_basis,
             "records": self.records,
             "sound": self.sound,
             "canonical": self.canonical,

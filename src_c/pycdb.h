@@ -19,6 +19,7 @@
 #define PYCDB_ENOMEM -4     /* malloc failed */
 #define PYCDB_EDONE -5      /* the maker was finished, failed or closed */
 #define PYCDB_EBUSY -6      /* the maker is claimed by a call running in another thread */
+#define PYCDB_EIPV6 -7      /* an address with ':' given to ucspi-tcp 0.88's rules walk */
 
 /* ---- hashing ---------------------------------------------------------- */
 
@@ -199,7 +200,9 @@ pycdb_maker *pycdb_rules_maker(const pycdb_rules *r);
  * Returns the position of the deciding (first) record for that key,
  * >= 2048, its klen, dlen, key and data checked to lie inside m->eod;
  * 0 when no key has a record (the default); PYCDB_ECORRUPT when a walk
- * met corruption; PYCDB_ENOMEM.  One return value, so a check is one
+ * met corruption; PYCDB_ENOMEM; PYCDB_EIPV6, before any lookup, when ip
+ * holds a ':' (an IPv6 address, which 0.88's tcpserver never gives: the
+ * caller decides what that means).  One return value, so a check is one
  * call and no output struct; reads *m only, so it is thread-safe. */
 int64_t pycdb_rules_find(const pycdb_map *m, const char *ip,
                          const char *host, const char *info);

@@ -109,6 +109,10 @@ int64_t pycdb_rules_find(const pycdb_map *m, const char *ip,
     size_t need;
     int64_t r;
 
+    /* 0.88's walk is for IPv4 text; an IPv6 address is the caller's
+     * business (pycdb/rules/ruleset.py), found here at no cost to it. */
+    if (memchr(ip, ':', iplen))
+        return PYCDB_EIPV6;
     /* Each length is far below this (they are Python objects); the bound
      * keeps the sums below from wrapping. */
     if (iplen > SIZE_MAX / 4 || hostlen > SIZE_MAX / 4 || infolen > SIZE_MAX / 4)

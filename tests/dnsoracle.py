@@ -52,7 +52,7 @@ from types import TracebackType
 from typing import Literal, Union
 
 import pytest
-from helpers import STRICT, ref
+from helpers import STRICT, UCSPI_TCP_IPV6, ref
 
 #: A DNS name: dotted text (str or bytes, split at every dot) or its
 #: labels (to put a dot or any other byte inside a label).  The empty name
@@ -847,16 +847,21 @@ def has_ipv6_loopback() -> bool:
 
 
 def require_ipv6_tcpserver(dest: Path) -> str:
-    """The tcpserver of Debian's ucspi-tcp-ipv6: $PYCDB_TCPSERVER6, or
-    one downloaded and unpacked into ``dest`` (never installed: it would
-    replace ucspi-tcp's).  Skips locally when neither works, fails in CI;
-    skips everywhere when the machine has no ::1, as there is nothing to
-    test then."""
+    """The tcpserver of Debian's ucspi-tcp-ipv6: $PYCDB_TCPSERVER6, the
+    one README.md's test command unpacks into ``helpers.UCSPI_TCP_IPV6``
+    (/opt/ucspi-tcp-ipv6, where the dialect tests find its tcprules and
+    tcprulescheck too), or one downloaded and unpacked into ``dest``
+    (never installed: it would replace ucspi-tcp's).  Skips locally when
+    none works, fails in CI; skips everywhere when the machine has no
+    ::1, as there is nothing to test then."""
     if not has_ipv6_loopback():
         pytest.skip("no IPv6 loopback address (::1) on this machine")
     given = os.environ.get("PYCDB_TCPSERVER6")
     if given:
         return given
+    unpacked = UCSPI_TCP_IPV6 / "usr" / "bin" / "tcpserver"
+    if os.access(unpacked, os.X_OK):
+        return str(unpacked)
     try:
         return unpack_ipv6_tcpserver(dest)
     except (OSError, RuntimeError, subprocess.TimeoutExpired) as exc:

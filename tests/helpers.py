@@ -42,6 +42,27 @@ def ref(program: str) -> str:
     return path
 
 
+#: Where Debian's ucspi-tcp-ipv6 is unpacked (``apt-get download
+#: ucspi-tcp-ipv6 && dpkg-deb -x``: README.md's test command does it; the
+#: package conflicts with ucspi-tcp, so it is never installed);
+#: PYCDB_UCSPI_TCP_IPV6 names another directory it was unpacked into.
+UCSPI_TCP_IPV6 = Path(os.environ.get("PYCDB_UCSPI_TCP_IPV6") or "/opt/ucspi-tcp-ipv6")
+
+
+def ipv6_ref(program: str) -> str:
+    """The path of a program of Debian's ucspi-tcp-ipv6 (tcprules,
+    tcprulescheck, tcpserver) in :data:`UCSPI_TCP_IPV6`: skips the test
+    locally when it is not there, fails it in CI."""
+    path = UCSPI_TCP_IPV6 / "usr" / "bin" / program
+    if not os.access(path, os.X_OK):
+        unavailable(
+            f"ucspi-tcp-ipv6's {program} is not at {path} (mkdir -p {UCSPI_TCP_IPV6} && cd "
+            f"{UCSPI_TCP_IPV6} && apt-get download ucspi-tcp-ipv6 && dpkg-deb -x "
+            "ucspi-tcp-ipv6_*.deb .; or set PYCDB_UCSPI_TCP_IPV6)"
+        )
+    return str(path)
+
+
 # ---- subprocesses that run pycdb ---------------------------------------------
 #
 # A test that starts ``python -c ...`` or the ``pycdb`` command must test

@@ -162,11 +162,11 @@ def test_trailing_bytes(tmp_path: Path, capsys: Capture) -> None:
 
 def test_rules_options(tmp_path: Path, capsys: Capture) -> None:
     path = tmp_path / "r.cdb"
-    write_cdb(path, [(b"1.2.3.4", b"D\0"), (b"::1", b""), (b"x", b"junk")])
+    write_cdb(path, [(b"1.2.3.4", b"D\0"), (b"a:b", b""), (b"x", b"junk")])
     status, report = as_json(capsys, path)
     assert status == 100 and report["kind"] == "tcprules"
     assert [f["code"] for f in report["findings"]] == ["rules-key", "rules-data"]
-    assert report["findings"][0]["key"] == "::1"
+    assert report["findings"][0]["key"] == "a:b"
     status, report = as_json(capsys, path, "--no-rules")
     assert status == 0 and report["kind"] == "cdb" and report["sound"]
     other = FIXTURES / "cdb" / "mixed.cdb"

@@ -196,7 +196,7 @@ def test_bad_data(tmp_path: Path, data: bytes, reason: str, at: int) -> None:
 @pytest.mark.parametrize(
     ("key", "reason"),
     [
-        (b"::1", "contains ':'"),
+        (b"a:b", "contains ':'"),
         (b"a\nb", "newline"),
         (b"#x", "starts with '#'"),
         (b"mail-1.example.com", "only a range line can produce it"),
@@ -210,6 +210,21 @@ def test_bad_keys(tmp_path: Path, key: bytes, reason: str) -> None:
     assert (f.code, f.key) == ("rules-key", key)
     assert f.offset == 2048 + sum(8 + len(k) + len(d) for k, d in GOOD)
     assert reason in f.message and "no tcprules line can produce" in f.message
+
+
+def test_ipv6_keys_are_recognised_not_refused(tmp_path: Path) -> None:
+    """'::1' is a key only ucspi-tcp-ipv6's tcprules writes: the database
+    is recognised as that dialect's, and sound; checked as 0.88's, which
+    writes no ':', it is not."""
+    path = tmp_path / "r.cdb"
+    write_cdb(path, [*GOOD, (b"::1", b"D\0")])
+    report = soundness.validate_rules(path)
+    assert report.sound and report.dialect == "ucspi-tcp-ipv6"
+    assert (
+        "recognised as ucspi-tcp-ipv6" in report.dialect_basis and "'::1'" in report.dialect_basis
+    )
+    (f,) = soundness.validate_rules(path, dialect="ucspi-tcp").findings
+    assert (f.code, f.key) == ("rules-key", b"::1") and "contains ':'" in f.message
 
 
 def test_findings_in_file_order_and_capped(tmp_path: Path) -> None:

@@ -409,7 +409,8 @@ def test_write_errors_raise_oserror_and_leave_nothing(tmp_path, backend, when):
     while writing the tables, is an OSError; the writer refuses more, the
     temp file goes, the target is untouched."""
     proc = subprocess.run(
-        python("-c", _EFBIG, str(tmp_path / "t.cdb"), when),
+        # -B: under RLIMIT_FSIZE a .pyc written would be cut short.
+        python("-B", "-c", _EFBIG, str(tmp_path / "t.cdb"), when),
         env=child_env(),
         capture_output=True,
         text=True,

@@ -32,6 +32,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "validate": ("validate", "check a cdb's structure (and its tcprules data)"),
     "lint": ("lint", "find open relays and other mistakes in rules text or a rules cdb"),
     "decompile": ("decompile", "print rules text that tcprules compiles back to FILE"),
+    "convert": ("convert", "rewrite rules text between dialects: pycdb convert --from D1 --to D2"),
 }
 
 USAGE = "usage: pycdb COMMAND [ARGS...]  (pycdb --help lists the commands)"

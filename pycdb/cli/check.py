@@ -28,6 +28,19 @@ Deliberate differences: a second operand is a usage error (tcprulescheck
 ignores it, which would silently check the wrong connection for
 ``pycdb check rules.cdb 1.2.3.4``); an error writing standard output is
 reported (exit 111) where tcprulescheck ignores it.
+
+Dialects (docs/dialects.md).  ``--dialect ucspi-tcp-ipv6`` or ``--dialect
+ucspi-tcp6`` makes it a drop-in for that fork's tcprulescheck (its key
+order, its way of printing a CIDR rule, its default TCPREMOTEIP).
+Without ``--dialect``, a database whose keys only one fork writes is
+recognised and checked in that fork's dialect, with a note on standard
+error; otherwise it is ucspi-tcp 0.88's.  Unlike tcprulescheck 0.88,
+which would look up any text, an IPv6 TCPREMOTEIP on a 0.88 database is
+an error (exit 100) naming the dialects that take it, since 0.88's
+tcpserver never gives one; ``::ffff:a.b.c.d``, a dual-stack socket's view
+of an IPv4 client, is checked as ``a.b.c.d``, with a note.  In the forks,
+TCPREMOTEIP is used as given, as their tcprulescheck uses it, with a
+warning when their tcpserver would write that client otherwise.
 """
 
 from __future__ import annotations
@@ -39,9 +52,11 @@ from typing import TYPE_CHECKING
 
 from .._files import looks_like_text
 from ..errors import CorruptError, RulesSyntaxError
+from ..rules.dialects import CLASSIC, FEFE, FEH, Dialect, client_address, get
 from ..rules.explain import Explanation, explain
 from ..rules.ruleset import Decision, RuleSet
-from ._util import DjbOutput, Fatal, oserror_text, split_options, usage, write_out
+from . import _dialect
+from ._util import DjbOutput, Fatal, oserror_text, split_options, usage, write_err, write_out
 
 if TYPE_CHECKING:
     from ..remotehost import RemoteHost
@@ -49,7 +64,7 @@ if TYPE_CHECKING:
 USAGE = (
     "pycdb check RULES.cdb [--ip IP] [--host HOST] [--info INFO] [--json]"
     " [--lookup [--paranoid|--no-paranoid] [--dns-server IP] [--timeout SECONDS]]"
-    " [--explain [--rules FILE]]"
+    f" [--explain [--rules FILE]] {_dialect.OPTION}"
 )
 
 HELP = f"""usage: {USAGE}
@@ -76,9 +91,14 @@ TCPREMOTEHOST and TCPREMOTEINFO from the environment, or:
                  decided and why (with --json: "explain")
     --rules FILE     the rules text RULES.cdb was compiled from: also name
                      the line that wrote the deciding record
+{_dialect.HELP}
+                 (without it: the one a database's keys show, else 0.88)
   --             end of options (for a file name starting with -)
 
-Exit 0; 111 when RULES.cdb cannot be read; 100 for bad usage.
+Exit 0; 111 when RULES.cdb cannot be read; 100 for bad usage, and for
+an IPv6 TCPREMOTEIP on an ucspi-tcp 0.88 database (its tcpserver has no
+IPv6; ::ffff:a.b.c.d is checked as a.b.c.d).  With --dialect ucspi-tcp6,
+TCPREMOTEIP defaults to 0, as its tcprulescheck's does.
 """
 
 _VALUED = ("ip", "host", "info")
@@ -86,13 +106,15 @@ _LOOKUP_FLAGS = ("lookup", "paranoid", "no-paranoid", "explain")
 _LOOKUP_VALUED = {"dns-server": "an IP address", "timeout": "seconds", "rules": "a file"}
 
 
-def tcprulescheck_text(decision: Decision) -> bytes:
+def tcprulescheck_text(decision: Decision, dialect: str | Dialect | None = None) -> bytes:
     """tcprulescheck's output for ``decision``: it stops at the first
-    ``D`` item and shows every ``+`` item as it stands."""
+    ``D`` item and shows every ``+`` item as it stands.  ``dialect``'s
+    tcprulescheck names the deciding key (ucspi-tcp6's prints a CIDR key
+    as its network, and the empty key as ``default:``)."""
     key = decision.key
     if key is None:
         return b"default:\nallow connection\n"
-    lines = [b"rule ", key, b":\n"]
+    lines = [b"rule ", key, b":\n"] if dialect is None else [get(dialect).rule_shown(key), b"\n"]
     items = decision.data.split(b"\0")
     items.pop()  # bytes after the last NUL are not an item
     for item in items:
@@ -133,13 +155,20 @@ def _parse(args: list[str]) -> tuple[str, dict[str, bytes], bool, _More] | None:
         args,
         USAGE,
         flags=("json", *_LOOKUP_FLAGS),
-        valued={**{name: "a value" for name in _VALUED}, **_LOOKUP_VALUED},
+        valued={
+            **{name: "a value" for name in _VALUED},
+            **_LOOKUP_VALUED,
+            "dialect": "a dialect",
+        },
     )
     if parsed is None:
         return None
     options, operands = parsed
     more = _more(options)
     values = {name: os.fsencode(str(options[name])) for name in _VALUED if name in options}
+    dialect = _dialect.name_of(options.get("dialect"), USAGE)
+    if dialect is not None:
+        values["dialect"] = dialect.encode()  # main() takes it out
     if not operands:
         raise usage(USAGE)
     if len(operands) > 1:
@@ -157,10 +186,13 @@ def main(command: str, args: list[str]) -> int:
         write_out(HELP)
         return 0
     path, values, as_json, more = parsed
+    given = values.pop("dialect", None)
+    lang = get(_dialect.chosen(path, None if given is None else given.decode(), "checked"))
     environ = os.environb
-    ip = values.get("ip", environ.get(b"TCPREMOTEIP", b"0.0.0.0"))
+    ip = values.get("ip", environ.get(b"TCPREMOTEIP", lang.default_ip))
     host = values["host"] if "host" in values else environ.get(b"TCPREMOTEHOST")
     info = values["info"] if "info" in values else environ.get(b"TCPREMOTEINFO")
+    ip = _client_ip(ip, lang)
     found = _look_up(ip, more) if more.lookup else None
     if found is not None:
         host = None if found.host is None else found.host.encode("ascii")
@@ -168,10 +200,12 @@ def main(command: str, args: list[str]) -> int:
     explanation = None
     try:
         if more.explain:
-            explanation = explain(path, ip, host, info, rules=rules_text, rules_name=more.rules)
+            explanation = explain(
+                path, ip, host, info, rules=rules_text, rules_name=more.rules, dialect=lang.name
+            )
         # tcprulescheck opens the file once: no reloading needed.
-        with RuleSet(path, reload_interval=float("inf")) as rules:
-            decision = rules.check(ip, host, info)
+        with RuleSet(path, reload_interval=float("inf"), dialect=lang.name) as rules:
+            decision = rules.check_text(ip, host, info)
     except CorruptError as exc:
         if looks_like_text(path):
             raise Fatal(
@@ -194,7 +228,7 @@ def main(command: str, args: list[str]) -> int:
     elif explanation is not None:
         out.put(explanation.text().encode("utf-8", "surrogateescape"))
     else:
-        out.put(tcprulescheck_text(decision))
+        out.put(tcprulescheck_text(decision, lang))
     out.flush()
     return 0
 
@@ -290,3 +324,44 @@ def _json_more(
     if explanation is not None:
         obj["explain"] = explanation.as_dict()
     return json.dumps(obj, ensure_ascii=True).encode("ascii") + b"\n"
+
+
+def _client_ip(ip: bytes, lang: Dialect) -> bytes:
+    """TCPREMOTEIP as the check uses it: as given, as tcprulescheck uses
+    it, except that 0.88 refuses an IPv6 address (its tcpserver has none)
+    and takes ``::ffff:a.b.c.d`` for the IPv4 client it is; a note or a
+    warning on standard error says so, and says when the dialect's
+    tcpserver would have written the address otherwise."""
+    if b":" not in ip:
+        return ip
+    address = client_address(ip)
+    if address is None:
+        return ip
+    shown = ip.decode("ascii")
+    if lang.name == CLASSIC:
+        if address.version == 6 and address.ipv4_mapped is None:
+            raise Fatal(
+                100,
+                f"TCPREMOTEIP {shown} is an IPv6 address, and ucspi-tcp 0.88's tcpserver has no "
+                "IPv6, so no 0.88 rules database is ever asked about one; for a database built "
+                "by an IPv6 tcprules, give --dialect ucspi-tcp-ipv6 (Debian's ucspi-tcp-ipv6) "
+                "or --dialect ucspi-tcp6 (fehQlibs' ucspi-tcp6)",
+            )
+        as_ipv4 = lang.client_text(address)
+        write_err(
+            f"pycdb: note: {shown} is the IPv4 client {as_ipv4.decode()} seen by a dual-stack "
+            "socket; checked as that client, as ucspi-tcp 0.88's tcpserver writes it\n"
+        )
+        return as_ipv4
+    if lang.name == FEH and address.version == 6 and address.ipv4_mapped is None:
+        return ip  # ucspi-tcp6 reads any spelling of an IPv6 address into its full form
+    writes = {lang.client_text(address)}
+    if lang.name == FEFE:
+        writes.add(lang.client_text(address, mapped_as_ipv6=True))  # tcpserver -6
+    if ip not in writes:
+        spelled = " or ".join(sorted(w.decode() for w in writes))
+        write_err(
+            f"pycdb: warning: {lang.name}'s tcpserver writes this client as {spelled}, not "
+            f"{shown}; checked as given, as its tcprulescheck does\n"
+        )
+    return ip

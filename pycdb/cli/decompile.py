@@ -22,9 +22,10 @@ from __future__ import annotations
 
 from ..errors import DecompileError
 from ..rules.decompile import decompile
+from . import _dialect
 from ._util import Fatal, oserror_text, split_options, stdout, usage, write_err, write_out
 
-USAGE = "pycdb decompile FILE [--salvage] [--no-comment]"
+USAGE = f"pycdb decompile FILE [--salvage] [--no-comment] {_dialect.OPTION}"
 
 HELP = f"""usage: {USAGE}
 
@@ -37,21 +38,27 @@ out cdb), print nothing and exit 100 naming the record and the reason.
 
   --salvage      print the rules that can be read anyway, with a warning
   --no-comment   leave out the first line, a comment naming FILE
+{_dialect.HELP}
+                 (without it: the one the keys show, else 0.88; a note on
+                 standard error names a recognised one)
   --             end of options (for a file name starting with -)
 
 Exit 0 done, 100 no text rebuilds FILE, 111 FILE cannot be read.
 """
 
 
-def _parse(args: list[str]) -> tuple[str, bool, bool] | None:
-    """(file, salvage, comment); None when help was asked."""
-    parsed = split_options(args, USAGE, flags=("salvage", "no-comment"))
+def _parse(args: list[str]) -> tuple[str, bool, bool, str | None] | None:
+    """(file, salvage, comment, dialect); None when help was asked."""
+    parsed = split_options(
+        args, USAGE, flags=("salvage", "no-comment"), valued={"dialect": "a dialect"}
+    )
     if parsed is None:
         return None
     options, operands = parsed
     if len(operands) != 1:
         raise usage(USAGE)
-    return operands[0], "salvage" in options, "no-comment" not in options
+    dialect = _dialect.name_of(options.get("dialect"), USAGE)
+    return operands[0], "salvage" in options, "no-comment" not in options, dialect
 
 
 def main(command: str, args: list[str]) -> int:
@@ -59,13 +66,15 @@ def main(command: str, args: list[str]) -> int:
     if parsed is None:
         write_out(HELP)
         return 0
-    path, salvage, comment = parsed
+    path, salvage, comment, dialect = parsed
     try:
-        text = decompile(path, salvage=salvage, comment=comment)
+        text = decompile(path, salvage=salvage, comment=comment, dialect=dialect)
     except DecompileError as exc:
         raise Fatal(100, str(exc)) from None
     except OSError as exc:
         raise Fatal(111, f"unable to read {path}: {oserror_text(exc)}") from None
+    if dialect is None and text.report.dialect_basis:
+        write_err(f"pycdb: note: {path}: {text.report.dialect_basis}; written in that dialect\n")
     out = stdout()
     with text:
         try:

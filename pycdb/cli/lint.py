@@ -24,6 +24,11 @@ the routine that opens every file (:func:`pycdb.rules.lint.sniff.read`):
 a FIFO or a pipe is read to its end (a FIFO with no writer as empty), and
 a device such as ``/dev/zero`` is refused rather than read for ever; so
 is standard input when it is one, unless it is a terminal.
+
+``--dialect`` names the tcprules and tcpserver the rules are for
+(docs/dialects.md): rules text is read as ucspi-tcp 0.88's unless it
+says otherwise; a cdb whose keys only one IPv6 fork writes is judged in
+that fork's dialect, and an info finding (``dialect``) says so.
 """
 
 from __future__ import annotations
@@ -35,14 +40,18 @@ import sys
 
 from ..rules.lint import Kind, LintReport, detect_bytes, lint_cdb, lint_text
 from ..rules.lint.sniff import read
+from . import _dialect
 from ._util import Fatal, oserror_text, split_options, stdout, usage
 
 USAGE = (
     "pycdb lint [--as-text|--as-cdb] [--cdb RULES.cdb] [--paranoid] [--no-dns] [--no-ident]"
     " [--strict] [--json] FILE..."
 )
+#: With --dialect (kept apart, so that USAGE stays short).
+DIALECT_USAGE = f"pycdb lint {_dialect.OPTION} ... FILE..."
 
 HELP = f"""usage: {USAGE}
+       {DIALECT_USAGE}
 
 Say what tcpserver will do with the rules in FILE (tcprules text, or a
 cdb compiled from it) and what is wrong with them: open relays, grants
@@ -63,6 +72,8 @@ FILE:LINE: SEVERITY: MESSAGE [CODE], then a summary per file.
                    rules, which never fire
   --strict         exit 1 for warnings too
   --json           one JSON object per file instead of text
+{_dialect.HELP}
+                 (text: 0.88 unless given; a cdb: the one its keys show)
   -                standard input (as FILE)
   --               end of options
 
@@ -80,6 +91,7 @@ class _Options:
         self.no_ident = False
         self.strict = False
         self.json = False
+        self.dialect: str | None = None
         self.files: list[str] = []
 
 
@@ -89,7 +101,7 @@ def _parse(args: list[str]) -> _Options | None:
         args,
         USAGE,
         flags=("as-text", "as-cdb", "paranoid", "strict", "json", "no-dns", "no-ident"),
-        valued={"cdb": "a file"},
+        valued={"cdb": "a file", "dialect": "a dialect"},
     )
     if parsed is None:
         return None
@@ -109,6 +121,7 @@ def _parse(args: list[str]) -> _Options | None:
     opts.json = "json" in options
     if "cdb" in options:
         opts.cdb = str(options["cdb"])
+    opts.dialect = _dialect.name_of(options.get("dialect"), DIALECT_USAGE)
     if not opts.files:
         raise usage(USAGE)
     if opts.cdb is not None and len(opts.files) != 1:
@@ -158,6 +171,7 @@ def _lint_one(path: str, opts: _Options) -> LintReport:
             st=st,
             no_dns=opts.no_dns,
             no_ident=opts.no_ident,
+            dialect=opts.dialect,
         )
     try:
         return lint_text(
@@ -168,6 +182,7 @@ def _lint_one(path: str, opts: _Options) -> LintReport:
             modified=None if st is None else st.st_mtime_ns,
             no_dns=opts.no_dns,
             no_ident=opts.no_ident,
+            dialect=opts.dialect,
         )
     except OSError as exc:  # the --cdb database (or the temporary file it is compared with)
         name = exc.filename if isinstance(exc.filename, str) else str(opts.cdb)

@@ -29,6 +29,18 @@ it differs on purpose:
 * ``pycdb make --help`` explains itself; extra operands, which tcprules
   ignores (``pycdb make OUT TMP rules.smtp`` would wait for standard
   input and publish what it gives), are refused, exit 100.
+
+``--dialect ucspi-tcp-ipv6`` and ``--dialect ucspi-tcp6`` make it a
+drop-in for the IPv6 forks' tcprules instead (docs/dialects.md): their
+keys byte for byte, and their exit codes (ucspi-tcp6's tcprules exits
+101 for a line it refuses, and so does ``pycdb make --dialect
+ucspi-tcp6``, so that a script written for it reads the same code).
+Where ucspi-tcp-ipv6's tcprules loops for ever (a line without
+``:allow`` or ``:deny``), it refuses the line, exit 100, and publishes
+nothing.  ``--expand-cidr`` (0.88's rules only) rewrites each
+``A.B.C.D/N`` address into the prefix or range that matches the same
+clients (:mod:`pycdb.rules.cidr`) and says on standard error how many
+keys each took.
 """
 
 from __future__ import annotations
@@ -40,13 +52,19 @@ from collections.abc import Iterator
 
 from .._files import looks_like_text
 from ..errors import RulesSyntaxError, TooLargeError
+from ..rules.cidr import Expanded, expand_cidr
 from ..rules.compiler import Skipped, compile_into
+from ..rules.dialects import CLASSIC, get
 from ..writer import Writer
-from ._util import Fatal, oserror_text, usage, write_err, write_out
+from . import _dialect
+from ._util import Fatal, oserror_text, split_options, usage, write_err, write_out
 
 USAGE = "pycdb make RULES.cdb RULES.tmp < RULES"
+#: With the options, which tcprules has not.
+FULL_USAGE = f"pycdb make [--expand-cidr] {_dialect.OPTION} RULES.cdb RULES.tmp < RULES"
 
 HELP = f"""usage: {USAGE}
+       {FULL_USAGE}
 
 Compile tcprules text read on standard input into the cdb RULES.cdb, as
 ucspi-tcp's `tcprules RULES.cdb RULES.tmp` does, byte for byte: the
@@ -61,8 +79,14 @@ text or is the rules file or RULES.cdb, when RULES.cdb is the rules file,
 when RULES.tmp and RULES.cdb are on different file systems, or when
 given more than two operands (the rules are read from standard input).
 
-Exit codes: 0 done, 100 bad usage or a line tcprules refuses, 111 a
-system error.
+{_dialect.HELP}
+                 (ucspi-tcp6's tcprules exits 101 for a refused line, and
+                 so does this with --dialect ucspi-tcp6)
+  --expand-cidr  (0.88) write each A.B.C.D/N address as the prefix or range
+                 that matches the same clients, and say how many keys it took
+
+Exit codes: 0 done, 100 bad usage or a line tcprules refuses (101 with
+--dialect ucspi-tcp6), 111 a system error.
 """
 
 CHUNK = 1 << 16
@@ -189,10 +213,37 @@ def _warn_skipped(name: str, skipped: Skipped) -> None:
         write_err(f"pycdb: warning: {name}: {more} more lines without ':' skipped\n")
 
 
+def _report_expanded(name: str, expanded: list[Expanded]) -> None:
+    for e in expanded:
+        keys = "1 key" if e.keys == 1 else f"{e.keys} keys"
+        write_err(
+            f"pycdb: note: {name}:{e.lineno}: expanded {e.network.decode()} to "
+            f"{e.address.decode()} ({keys})\n"
+        )
+    if expanded:
+        total = sum(e.keys for e in expanded)
+        networks = "1 network" if len(expanded) == 1 else f"{len(expanded)} networks"
+        write_err(f"pycdb: note: {name}: --expand-cidr wrote {networks} as {total} keys\n")
+
+
 def main(command: str, args: list[str]) -> int:
     if len(args) == 1 and args[0] in ("-h", "--help"):
         write_out(HELP)
         return 0
+    parsed = split_options(
+        args, FULL_USAGE, flags=("expand-cidr",), valued={"dialect": "a dialect"}
+    )
+    if parsed is None:
+        write_out(HELP)
+        return 0
+    options, args = parsed
+    lang = get(_dialect.name_of(options.get("dialect"), FULL_USAGE))
+    expand = "expand-cidr" in options
+    if expand and lang.name != CLASSIC:
+        raise usage(
+            f"{FULL_USAGE} (--expand-cidr rewrites ucspi-tcp 0.88's rules, not {lang.name}'s; "
+            "'pycdb convert' rewrites rules between dialects)"
+        )
     if len(args) < 2:
         raise usage(USAGE)
     if len(args) > 2:
@@ -218,11 +269,15 @@ def main(command: str, args: list[str]) -> int:
     except OSError as exc:
         raise Fatal(111, f"unable to create {tmp}: {oserror_text(exc)}") from None
     skipped = Skipped()
+    expanded: list[Expanded] = []
+    chunks = _read_stdin(name)
+    if expand:
+        chunks = expand_cidr(chunks, name, expanded)
     try:
-        compile_into(writer, _read_stdin(name), name, skipped)
+        compile_into(writer, chunks, name, skipped, dialect=lang.name)
     except RulesSyntaxError as exc:
         writer.abort()
-        raise Fatal(100, str(exc)) from None
+        raise Fatal(lang.syntax_exit, str(exc)) from None
     except TooLargeError as exc:
         writer.abort()
         raise Fatal(111, f"unable to write to {tmp}: {exc}") from None
@@ -244,4 +299,5 @@ def main(command: str, args: list[str]) -> int:
     except MemoryError:
         raise Fatal(111, "out of memory") from None
     _warn_skipped(name, skipped)
+    _report_expanded(name, expanded)
     return 0

@@ -19,6 +19,11 @@ were found.  ``--json`` prints one JSON object instead (see
 that is not UTF-8 is a lone surrogate: ``.encode("utf-8",
 "surrogateescape")`` gives the bytes back).
 
+Which keys a tcprules line can produce depends on the dialect
+(docs/dialects.md): ``--dialect`` names it; without it, a database whose
+keys only one IPv6 fork writes is checked against that fork's tcprules,
+and the report's second line says so.
+
 Exit 0 when sound, 100 when not (or for bad usage), 111 when the file
 cannot be read (``pycdb: fatal: unable to read FILE: ...``).
 """
@@ -29,9 +34,10 @@ import json
 
 from ..rules.soundness import validate_rules
 from ..validate import ValidationReport, describe
+from . import _dialect
 from ._util import Fatal, oserror_text, split_options, stdout, usage, write_out
 
-USAGE = "pycdb validate FILE [--rules | --no-rules] [--json] [--limit N]"
+USAGE = f"pycdb validate FILE [--rules | --no-rules] [--json] [--limit N] {_dialect.OPTION}"
 
 HELP = f"""usage: {USAGE}
 
@@ -47,16 +53,21 @@ can produce and every value is data tcprules writes.
   --no-rules   check the cdb structure only
   --json       print the report as one JSON object
   --limit N    keep at most N findings (default 1000; the rest are counted)
+{_dialect.HELP}
+                 (without it: the one the keys show, else 0.88)
   --           end of options (for a file name starting with -)
 
 Exit 0 when sound, 100 when not, 111 when FILE cannot be read.
 """
 
 
-def _parse(args: list[str]) -> tuple[str, bool | None, bool, int] | None:
-    """(file, rules, json, limit); None when help was asked."""
+def _parse(args: list[str]) -> tuple[str, bool | None, bool, int, str | None] | None:
+    """(file, rules, json, limit, dialect); None when help was asked."""
     parsed = split_options(
-        args, USAGE, flags=("rules", "no-rules", "json"), valued={"limit": "a number"}
+        args,
+        USAGE,
+        flags=("rules", "no-rules", "json"),
+        valued={"limit": "a number", "dialect": "a dialect"},
     )
     if parsed is None:
         return None
@@ -77,7 +88,8 @@ def _parse(args: list[str]) -> tuple[str, bool | None, bool, int] | None:
         limit = int(value)
     if len(operands) != 1:
         raise usage(USAGE)
-    return operands[0], rules, "json" in options, limit
+    dialect = _dialect.name_of(options.get("dialect"), USAGE)
+    return operands[0], rules, "json" in options, limit, dialect
 
 
 def text(report: ValidationReport) -> str:
@@ -86,11 +98,16 @@ def text(report: ValidationReport) -> str:
     lines = [
         f"{name}: {report.records} records in {report.size} bytes; {report.kind_basis}",
     ]
+    if report.dialect_basis:
+        lines.append(f"{name}: {report.dialect_basis}")
     lines += [f"{name}: {describe(finding)}" for finding in report.findings]
     if report.sound:
         verdict = f"{name}: sound"
         if report.kind == "tcprules":
-            verdict += "; every record is one tcprules can write"
+            tcprules = (
+                "tcprules" if report.dialect == "ucspi-tcp" else f"{report.dialect}'s tcprules"
+            )
+            verdict += f"; every record is one {tcprules} can write"
         if not report.canonical:
             verdict += (
                 f" (note: it is not laid out as cdbmake and tcprules write it: "
@@ -111,9 +128,9 @@ def main(command: str, args: list[str]) -> int:
     if parsed is None:
         write_out(HELP)
         return 0
-    path, rules, as_json, limit = parsed
+    path, rules, as_json, limit, dialect = parsed
     try:
-        report = validate_rules(path, rules=rules, limit=limit)
+        report = validate_rules(path, rules=rules, limit=limit, dialect=dialect)
     except OSError as exc:
         raise Fatal(111, f"unable to read {path}: {oserror_text(exc)}") from None
     out = json.dumps(report.as_dict()) + "\n" if as_json else text(report)

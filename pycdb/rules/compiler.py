@@ -22,7 +22,7 @@ from .reading import blocks, gather
 if TYPE_CHECKING:
     from ..writer import Writer
 
-__all__ = ["Skipped", "compile", "compile_chunks", "compile_into"]
+__all__ = ["Skipped", "compile", "compile_chunks", "compile_fork_chunks", "compile_into"]
 
 
 _CACHE_SIZE = 4096
@@ -160,12 +160,84 @@ def compile_chunks(
     return records
 
 
+def compile_fork_chunks(
+    chunks: Iterable[bytes],
+    add: Callable[[bytes, bytes], None],
+    filename: str,
+    dialect: str,
+    add_many: Callable[[list[bytes], list[bytes]], None] | None = None,
+    skipped: Skipped | None = None,
+) -> int:
+    """The compiler of an IPv6 fork's tcprules (``dialect`` names it,
+    :mod:`pycdb.rules.dialects`), in Python on both backends: the records
+    of the rules in ``chunks``, in its order, given to ``add(key, data)``
+    or, a block of lines at a time, to ``add_many`` (all or nothing; a
+    block that does not fit is redone one record at a time, so the error
+    names the line).  Returns the number of records; counts in
+    ``skipped`` the lines skipped without a word (ucspi-tcp6's lines with
+    neither ``:`` nor ``,``).  Raises RulesSyntaxError (worded for the
+    dialect) at the first refused line, before adding any record of it."""
+    from .dialects import get
+
+    parse = get(dialect).parse_line
+    records = 0
+    lineno = 0
+    for block in blocks(chunks if add_many is None else gather(chunks, _BULK)):
+        keys: list[bytes] = []
+        datas: list[bytes] = []
+        owners: list[int] = []
+        for line in block.split(b"\n"):
+            lineno += 1
+            try:
+                parsed = parse(line)
+            except LineRefused as bad:
+                _add_each(keys, datas, owners, add, filename)  # what came before, first
+                raise syntax_error(filename, lineno, line, bad, dialect) from None
+            if parsed is None:
+                if skipped is not None and line[:1] != b"#" and trim(line):
+                    skipped.add(lineno)
+                continue
+            data = parsed[3]
+            for key in parsed[4]:
+                keys.append(key)
+                datas.append(data)
+                owners.append(lineno)
+        if add_many is not None:
+            try:
+                add_many(keys, datas)
+            except TooLargeError:
+                _add_each(keys, datas, owners, add, filename)
+        else:
+            _add_each(keys, datas, owners, add, filename)
+        records += len(keys)
+    return records
+
+
+def _add_each(
+    keys: list[bytes],
+    datas: list[bytes],
+    owners: list[int],
+    add: Callable[[bytes, bytes], None],
+    filename: str,
+) -> None:
+    """Add records one at a time; a TooLargeError names the line."""
+    for key, data, lineno in zip(keys, datas, owners):
+        try:
+            add(key, data)
+        except TooLargeError as exc:
+            raise TooLargeError(f"{filename}:{lineno}: {exc}") from None
+    keys.clear()
+    datas.clear()
+    owners.clear()
+
+
 def compile(  # noqa: A001 - the verb of the domain, as in tcprules
     source: Source,
     cdb_path: str | os.PathLike[str],
     *,
     tmp_path: str | os.PathLike[str] | None = None,
     filename: str | None = None,
+    dialect: str | None = None,
 ) -> int:
     """Build ``cdb_path`` from rules text, byte-identical to ``tcprules
     cdb_path tmp_path < text``, and publish it atomically; returns the
@@ -177,13 +249,20 @@ def compile(  # noqa: A001 - the verb of the domain, as in tcprules
         rules.insert(0, Rule.make("10.0.0.7", "deny"))
         compile(rules, "/etc/tcp.smtp.cdb")
 
-    The active backend does the work (the cffi one parses in C)."""
+    ``dialect`` names the tcprules to be identical to
+    (:mod:`pycdb.rules.dialects`; ucspi-tcp 0.88 by default): the IPv6
+    forks' keys and order, and their refusals (a line ucspi-tcp-ipv6's
+    tcprules would loop on for ever is a RulesSyntaxError).  The active
+    backend does the work (the cffi one parses ucspi-tcp 0.88's text in
+    C; the forks' text is parsed in Python by either)."""
     from ..writer import Writer
+    from .dialects import get
 
+    lang = get(dialect)  # an unknown dialect fails before anything is created
     name, chunks = source_chunks(source, filename)
     writer = Writer(cdb_path, tmp_path=tmp_path)
     try:
-        count = compile_into(writer, chunks, name)
+        count = compile_into(writer, chunks, name, dialect=lang.name)
     except BaseException:
         writer.abort()
         raise
@@ -192,16 +271,27 @@ def compile(  # noqa: A001 - the verb of the domain, as in tcprules
 
 
 def compile_into(
-    writer: Writer, chunks: Iterable[bytes], filename: str, skipped: Skipped | None = None
+    writer: Writer,
+    chunks: Iterable[bytes],
+    filename: str,
+    skipped: Skipped | None = None,
+    *,
+    dialect: str | None = None,
 ) -> int:
     """Add the records of rules text given in chunks to an open
     :class:`pycdb.Writer` (not committed: the caller decides); returns
     their number, and counts in ``skipped`` the lines tcprules skips for
     want of a ``:``.  The backend the Writer bound to does the work: the
     C core's compiler, or this module's reference one feeding its
-    maker.  Raises RulesSyntaxError, TooLargeError (naming the line),
-    OSError, MemoryError."""
+    maker; an IPv6 fork's text (``dialect``) goes through
+    :func:`compile_fork_chunks` on either.  Raises RulesSyntaxError,
+    TooLargeError (naming the line), OSError, MemoryError."""
+    from .dialects import CLASSIC, get
+
     impl, maker = writer._backend_maker()
+    lang = get(dialect)
+    if lang.name != CLASSIC:
+        return compile_fork_chunks(chunks, maker.add, filename, lang.name, maker.add_many, skipped)
     if impl.RulesCompiler is None:
         return compile_chunks(chunks, maker.add, filename, maker.add_many, skipped)
 

@@ -46,8 +46,10 @@ from .._text import quote, show
 from .._version import __version__
 from ..errors import CorruptError, DecompileError, LineRefused
 from ..validate import KEY_SHOWN, ValidationReport, broken_record, describe, record_area_end, walk
+from ._names import CLASSIC
 from .data import decode, pick_delimiter
-from .forms import DECIMAL, address_of, is_range, key_problem, next_in_range, range_address
+from .dialects import get
+from .forms import DECIMAL, next_in_range, range_address
 from .language import action_and_env, expand
 from .soundness import validate_rules_bytes
 
@@ -77,9 +79,9 @@ def rest_of_line(data: bytes) -> bytes:
     return text + b"\n"
 
 
-def _why(key: bytes, data: bytes) -> str | None:
-    """Why no line gives this record (its key first), or None."""
-    problem = key_problem(key)
+def _why(key: bytes, data: bytes, dialect: str | None = None) -> str | None:
+    """Why no line of ``dialect`` gives this record (its key first), or None."""
+    problem = get(dialect).key_problem(key)
     if problem is not None:
         return f"no rules line produces this key: {problem}"
     try:
@@ -88,6 +90,10 @@ def _why(key: bytes, data: bytes) -> str | None:
         return f"its data is not tcprules data: {exc}"
     return None
 
+
+#: First bytes of keys that may need an address of their own: a comment's,
+#: and ucspi-tcp6's CIDR keys'.
+_ODD = (b"#", b"_", b"^")
 
 #: Stands for "not worked out yet" in the cache of line endings (which
 #: all end in a newline, so none is ever this).
@@ -156,11 +162,13 @@ class Decompiled:
 
     def _text(self, buf: Any, salvage: bool, comment: bool) -> Iterator[bytes]:
         report = self.report
+        lang = get(report.dialect)
         if comment:
             # The name as a message shows bytes: one line, whatever the name holds.
             shown = show(os.fsencode(report.name))
+            tcprules = "tcprules" if lang.name == CLASSIC else f"{lang.name} tcprules"
             head = [
-                f"# tcprules text decompiled by pycdb {__version__} from {shown}"
+                f"# {tcprules} text decompiled by pycdb {__version__} from {shown}"
                 f" ({report.records} records)\n"
             ]
             head += [f"# NOT EXACT: {note}\n" for note in self.notes]
@@ -172,12 +180,11 @@ class Decompiled:
         out: list[bytes] = []
         put = out.append
 
-        # The group being built: its first key, whether tcprules would
-        # read that key as a range, its data, the text after the address,
-        # and, once a second key folds in, the field that counts and the
-        # numbers so far.
+        # The group being built: its first key, the address that writes
+        # it alone, its data, the text after the address, and, once a
+        # second key folds in, the field that counts and the numbers so far.
         first = b""
-        ranged = False
+        address = b""
         data = b""
         rest = b""
         field: tuple[int, int] | None = None
@@ -186,13 +193,13 @@ class Decompiled:
 
         def line() -> bytes:
             if field is None:
-                return (address_of(first) if ranged else first) + rest
+                return address + rest
             start, end = field
-            address = range_address(first, start, end, high)
+            folded = range_address(first, start, end, high)
             keys = [first[:start] + DECIMAL[n] + first[end:] for n in range(low, high + 1)]
-            if expand(address) != keys:  # pragma: no cover - forms' promise, checked
-                raise AssertionError(f"internal error: {address!r} does not expand to the keys")
-            return address + rest
+            if expand(folded) != keys:  # pragma: no cover - forms' promise, checked
+                raise AssertionError(f"internal error: {folded!r} does not expand to the keys")
+            return folded + rest
 
         # Where a salvaged file's records run into its hash tables.
         stop = ""
@@ -233,18 +240,27 @@ class Decompiled:
                     if len(rests) >= 1 << 16:
                         rests.clear()
                     rests[value] = rest_
-                odd = 45 in key or 58 in key or 10 in key or key[:1] == b"#"
-                if rest_ is None or (odd and key_problem(key) is not None):
+                # Only keys with one of these bytes may need an address of
+                # their own, or be impossible (see forms and language6).
+                odd = (
+                    45 in key or 58 in key or 10 in key or 44 in key or 47 in key or key[:1] in _ODD
+                )
+                try:
+                    if rest_ is None:
+                        raise ValueError
+                    address = lang.address_for(key) if odd else key
+                except ValueError:
                     if not salvage:  # pragma: no cover - validation refused it first
-                        raise AssertionError("internal error: an impossible record was not found")
+                        raise AssertionError(
+                            "internal error: an impossible record was not found"
+                        ) from None
                     self.skipped += 1
                     put(
                         f"# skipped the record at offset {pos} (key {quote(key, KEY_SHOWN)}): "
-                        f"{_why(key, value)}\n".encode()
+                        f"{_why(key, value, lang.name)}\n".encode()
                     )
                     continue
                 first, data, rest, field, open_ = key, value, rest_, None, True
-                ranged = odd and is_range(key)
             if out:
                 yield b"".join(out)
                 out.clear()
@@ -273,7 +289,7 @@ def _refusal(buf: Any, report: ValidationReport) -> DecompileError | None:
         key = f.key
         dpos = pos + 8 + len(key)
         dlen = PAIR.unpack_from(buf, pos)[1]
-        why = _why(key, bytes(buf[dpos : dpos + dlen])) or f.message
+        why = _why(key, bytes(buf[dpos : dpos + dlen]), report.dialect) or f.message
         more = len(report.findings) + report.suppressed - 1
         extra = f" (and {more} more such records)" if more else ""
         return DecompileError(
@@ -298,6 +314,7 @@ def decompile(
     salvage: bool = False,
     comment: bool = True,
     name: str | None = None,
+    dialect: str | None = None,
 ) -> Decompiled:
     """The rules text of the tcprules database ``source`` (a path, or the
     file's bytes), as an iterator of lines.  The whole file is validated
@@ -306,7 +323,13 @@ def decompile(
     ``salvage`` asks for the rules that can be read.  ``comment`` adds
     the first ``#`` line saying where the text came from.  A path is read
     as :func:`pycdb.validate.validate` reads it (a pipe to its end, a
-    device refused); OSError when the file cannot be read."""
+    device refused); OSError when the file cannot be read.
+
+    ``dialect`` names the tcprules that is to rebuild the file
+    (:mod:`pycdb.rules.dialects`); None takes the one its keys show
+    (:func:`pycdb.rules.dialects.recognise`), else ucspi-tcp 0.88:
+    ``Decompiled.report.dialect`` says which.  In ucspi-tcp6's text a CIDR
+    key is written as its network (``10.0.0.0/8``)."""
     buf: Any
     held = contextlib.ExitStack()  # the mapping, released when the text is done
     if isinstance(source, (bytes, bytearray, memoryview)):
@@ -316,7 +339,7 @@ def decompile(
         buf = held.enter_context(mapped(source, streams=True))
         label = name or os.fsdecode(source)
     try:
-        report = validate_rules_bytes(buf, label, rules=True, limit=100)
+        report = validate_rules_bytes(buf, label, rules=True, limit=100, dialect=dialect)
         refusal = _refusal(buf, report)
         notes: list[str] = []
         if refusal is not None:

@@ -19,9 +19,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, Callable, Literal, Optional
 
-from .._keyorder import rules_keys
 from .._text import quote, show
 from ..reader import Reader
+from .dialects import get as get_dialect
 from .language import Source, parse_line, source_chunks
 from .lint.wording import reading
 from .reading import lines
@@ -196,14 +196,16 @@ def _form(key: bytes, ip: bytes, host: bytes | None, info: bytes | None) -> str:
     return "key"
 
 
-def _line_of(source: Source, filename: str | None, key: bytes, data: bytes) -> RulesLine | None:
+def _line_of(
+    source: Source, filename: str | None, key: bytes, data: bytes, dialect: str | None
+) -> RulesLine | None:
     """The first line of the rules text that writes ``key`` (tcprules
     writes records in line order, and a lookup finds the first record of
-    a key), read as tcprules reads it; RulesSyntaxError when a line before
-    it is one tcprules refuses."""
+    a key), read as ``dialect``'s tcprules reads it; RulesSyntaxError when
+    a line before it is one tcprules refuses."""
     name, chunks = source_chunks(source, filename)
     for lineno, raw in enumerate(lines(chunks), 1):
-        rule = parse_line(raw, lineno, name)
+        rule = parse_line(raw, lineno, name, dialect=dialect)
         if rule is not None and key in rule.keys:
             return RulesLine(name, lineno, raw.rstrip(b"\n"), rule.data == data)
     return None
@@ -217,7 +219,8 @@ def explain(
     *,
     rules: Source | None = None,
     rules_name: str | None = None,
-    keys: KeyOrder = rules_keys,
+    keys: KeyOrder | None = None,
+    dialect: str | None = None,
 ) -> Explanation:
     """Explain how the rules cdb at ``path`` decides a connection from
     ``ip`` (its text, TCPREMOTEIP) with ``host`` (TCPREMOTEHOST) and
@@ -230,7 +233,11 @@ def explain(
 
     Raises OSError when a file cannot be read, :class:`pycdb.CorruptError`
     for a damaged database, :class:`pycdb.RulesSyntaxError` for a line
-    tcprules refuses before the one sought."""
+    tcprules refuses before the one sought.  ``dialect``
+    (:mod:`pycdb.rules.dialects`, ucspi-tcp 0.88 by default) gives the
+    key order and the rules language; ``keys`` replaces its key order."""
+    if keys is None:
+        keys = get_dialect(dialect).lookup_keys
     steps: list[Step] = []
     seen: set[bytes] = set()
     decision = DEFAULT
@@ -253,5 +260,5 @@ def explain(
             os.fsdecode(rules) if isinstance(rules, (str, os.PathLike)) else "<rules>"
         )
         if decision.key is not None:
-            line = _line_of(rules, rules_file, decision.key, decision.data)
+            line = _line_of(rules, rules_file, decision.key, decision.data, dialect)
     return Explanation(ip, host, info, tuple(steps), decision, rules_file, line)

@@ -28,7 +28,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from typing import IO, Any, Union, cast
+from typing import IO, Any, Callable, Union, cast
 
 from .._files import open_read
 from ..errors import LineRefused, RulesSyntaxError
@@ -76,6 +76,8 @@ class Rule:
     env: Env
     keys: tuple[bytes, ...]
     data: bytes
+    #: The dialect whose tcprules reads the line (pycdb.rules.dialects).
+    dialect: str = "ucspi-tcp"
 
     @classmethod
     def make(
@@ -85,27 +87,41 @@ class Rule:
         env: Iterable[tuple[bytes | str, bytes | str]] = (),
         *,
         lineno: int = 0,
+        dialect: str | None = None,
     ) -> Rule:
         """A rule built from its parts, for tools that edit rules without
         writing text: ``Rule.make("10.0.0.", "allow", [("RELAYCLIENT", "")])``.
-        ``str`` is encoded as UTF-8.  Raises ValueError for parts that no
-        rules line can express (see :meth:`line`)."""
+        ``str`` is encoded as UTF-8; ``dialect`` (a name of
+        :mod:`pycdb.rules.dialects`, by default ucspi-tcp 0.88) says which
+        tcprules reads it, and so which keys it adds
+        (``Rule.make("2001:db8::/32", dialect="ucspi-tcp6").keys`` is the
+        CIDR key).  Raises ValueError for parts that no rules line of the
+        dialect can express (see :meth:`line`)."""
+        from .dialects import get
+
+        lang = get(dialect)
         addr = _b(address)
-        if b":" in addr or b"\n" in addr:
-            raise ValueError(f"an address cannot contain ':' or a newline: {addr!r}")
-        if addr[:1] == b"#":
-            raise ValueError(f"an address starting with '#' would make a comment: {addr!r}")
+        problem = lang.address_problem(addr)
+        if problem is not None:
+            raise ValueError(f"{problem}: {addr!r}")
         pairs = tuple((_b(n), _b(v)) for n, v in env)
         data = encode(action, pairs)
         try:
-            keys = tuple(expand(addr))
+            keys = tuple(lang.keys(addr))
         except LineRefused as exc:
-            bound = "low" if exc.code == E_LOW else "high"
+            if exc.code in (E_LOW, E_HIGH):
+                bound = "low" if exc.code == E_LOW else "high"
+                raise ValueError(
+                    f"{addr!r} is a range (it has a '-' and no '=' or '@') whose {bound} bound "
+                    "is not a number"
+                ) from None
+            why = reason(exc.code, addr + b":allow", exc.pos, lang.name)
             raise ValueError(
-                f"{addr!r} is a range (it has a '-' and no '=' or '@') whose {bound} bound "
-                "is not a number"
+                f"{lang.name}'s tcprules refuses the address {addr!r}: {why}"
             ) from None
-        rule = cls(lineno, addr, "deny" if action == "deny" else "allow", pairs, keys, data)
+        rule = cls(
+            lineno, addr, "deny" if action == "deny" else "allow", pairs, keys, data, lang.name
+        )
         rule.line()  # refuse now what could not be written back
         return rule
 
@@ -268,32 +284,64 @@ def _parse_line(line: bytes, lineno: int) -> Rule | None:
     return Rule(lineno, address, action, tuple(env), tuple(expand(address)), data)
 
 
-def parse_line(line: bytes, lineno: int = 1, filename: str = "<line>") -> Rule | None:
+def _line_parser(dialect: str | None) -> Callable[[bytes, int], Rule | None]:
+    """:func:`_parse_line` for ``dialect`` (None: ucspi-tcp 0.88)."""
+    from .dialects import CLASSIC, get
+
+    lang = get(dialect)
+    if lang.name == CLASSIC:
+        return _parse_line
+    parse = lang.parse_line
+    name = lang.name
+
+    def parse_fork(line: bytes, lineno: int) -> Rule | None:
+        parsed = parse(line)
+        if parsed is None:
+            return None
+        address, action, env, data, keys = parsed
+        return Rule(lineno, address, action, env, keys, data, name)
+
+    return parse_fork
+
+
+def parse_line(
+    line: bytes, lineno: int = 1, filename: str = "<line>", *, dialect: str | None = None
+) -> Rule | None:
     """The rule on one line of rules text (without its newline), exactly
     as :func:`parse` reads it there, or None for a line tcprules skips (a
     comment, an empty line, a line without ``:``); raises
     :class:`pycdb.RulesSyntaxError` where tcprules gives up.  For tools
     that look at every line, such as a linter that carries on past a
-    refused line where :func:`parse` (like tcprules) stops."""
+    refused line where :func:`parse` (like tcprules) stops.  ``dialect``
+    as for :func:`parse`."""
     try:
-        return _parse_line(line, lineno)
+        return _line_parser(dialect)(line, lineno)
     except LineRefused as bad:
-        raise syntax_error(filename, lineno, line, bad) from None
+        raise syntax_error(filename, lineno, line, bad, dialect) from None
 
 
-def syntax_error(filename: str, lineno: int, line: bytes, bad: LineRefused) -> RulesSyntaxError:
+def syntax_error(
+    filename: str, lineno: int, line: bytes, bad: LineRefused, dialect: str | None = None
+) -> RulesSyntaxError:
+    """The :class:`pycdb.RulesSyntaxError` for a refused line (its reason
+    worded for ``dialect``, by default ucspi-tcp 0.88)."""
     line = trim(line)
-    return RulesSyntaxError(filename, lineno, line, reason(bad.code, line, bad.pos))
+    return RulesSyntaxError(
+        filename, lineno, line, reason(bad.code, line, bad.pos, dialect or "ucspi-tcp")
+    )
 
 
-def parse_chunks(chunks: Iterable[bytes], filename: str) -> Iterator[Rule]:
+def parse_chunks(
+    chunks: Iterable[bytes], filename: str, dialect: str | None = None
+) -> Iterator[Rule]:
     """The rules in a byte stream given in chunks."""
+    parse = _line_parser(dialect)
     lineno = 0
     for lineno, line in enumerate(lines(chunks), 1):  # noqa: B007
         try:
-            rule = _parse_line(line, lineno)
+            rule = parse(line, lineno)
         except LineRefused as bad:
-            raise syntax_error(filename, lineno, line, bad) from None
+            raise syntax_error(filename, lineno, line, bad, dialect) from None
         if rule is not None:
             yield rule
 
@@ -331,7 +379,9 @@ def source_chunks(source: Source, filename: str | None = None) -> tuple[str, Ite
     return filename or "<lines>", _line_chunks(source)
 
 
-def parse(source: Source, *, filename: str | None = None) -> Iterator[Rule]:
+def parse(
+    source: Source, *, filename: str | None = None, dialect: str | None = None
+) -> Iterator[Rule]:
     """The rules of ``source``, in order, one :class:`Rule` per line that
     tcprules would compile (comments, blank lines and lines without a
     ``:`` yield nothing).  Raises :class:`pycdb.RulesSyntaxError` at the
@@ -339,6 +389,14 @@ def parse(source: Source, *, filename: str | None = None) -> Iterator[Rule]:
 
     ``source`` is a path, the text as bytes, a binary file object, or an
     iterable of lines (bytes, str or Rule; newlines optional).  It is read
-    as a stream: memory does not grow with the number of lines."""
+    as a stream: memory does not grow with the number of lines.
+
+    ``dialect`` names the tcprules whose language the text is in
+    (:mod:`pycdb.rules.dialects`): ``"ucspi-tcp"`` (0.88, the default),
+    ``"ucspi-tcp-ipv6"`` (Debian's ucspi-tcp-ipv6; a line it would loop
+    on for ever is refused) or ``"ucspi-tcp6"`` (fehQlibs' ucspi-tcp6,
+    whose CIDR and IPv6 rules give :attr:`Rule.keys` in its stored
+    forms).  ValueError for an unknown name."""
+    _line_parser(dialect)  # an unknown dialect is a ValueError now, not at the first line
     name, chunks = source_chunks(source, filename)
-    return parse_chunks(chunks, name)
+    return parse_chunks(chunks, name, dialect)

@@ -49,8 +49,11 @@ from typing import Any, Callable, NamedTuple
 
 from .. import _backend
 from .._files import snapshot
-from .._format import Layout, parse_header
-from ..errors import CorruptError, Error
+from .._format import Layout, parse_header, records
+from .._keyorder import IPV6_WALK
+from ..errors import CorruptError, DialectError, Error
+from . import dialects
+from ._names import CLASSIC, FEFE
 
 __all__ = ["COPY_LIMIT", "SETTLE", "Decision", "RuleSet"]
 
@@ -141,6 +144,46 @@ DEFAULT = Decision(None, b"")
 _new = tuple.__new__
 
 
+def _walk(handle: Any, lang: dialects.Dialect, longest: int, cidr: set[int] | None) -> _Find:
+    """The dialect's rules walk in Python over the backend's lookups, for
+    an address in any text (:meth:`pycdb.rules.dialects.Dialect.lookup_keys`),
+    trying only the CIDR keys whose lengths the database has (``cidr``)."""
+    get = handle.get
+    keys = lang.lookup_keys
+
+    def find(ip: bytes, host: Any, info: Any) -> Any:
+        for key in keys(ip, host, info, longest, cidr):
+            value = get(key, None)
+            if value is not None:
+                return key, value
+        return None
+
+    return find
+
+
+def _ipv4_only(walk: _Find) -> _Find:
+    """``walk`` refusing an address with ``:``, as the backends' own walk
+    does (:class:`pycdb.errors.DialectError`): the check then forms
+    tcpserver's text for it first."""
+
+    def find(ip: bytes, host: Any, info: Any) -> Any:
+        if 58 in ip:
+            raise DialectError(IPV6_WALK)
+        return walk(ip, host, info)
+
+    return find
+
+
+def _cidr_lengths(buf: Any, eod: int, name: str) -> set[int]:
+    """The lengths of the keys that start with ``_`` or ``^`` (ucspi-tcp6's
+    CIDR keys, and any other key so shaped)."""
+    found = set()
+    for pos, klen, _ in records(buf, eod, name):
+        if klen and buf[pos + 8] in (94, 95):  # '^', '_'
+            found.add(klen)
+    return found
+
+
 def _arg(value: object, what: str) -> bytes:
     if isinstance(value, str):
         raw = value.encode(_ENCODING, _ERRORS)
@@ -163,7 +206,7 @@ class _Snapshot:
     incomplete or unsound, when that was first seen (the snapshot then
     stands in for it until :data:`SETTLE` has passed)."""
 
-    __slots__ = ("find", "ident", "good", "unsettled_since")
+    __slots__ = ("find", "text", "ident", "good", "unsettled_since")
 
     def __init__(
         self,
@@ -171,8 +214,13 @@ class _Snapshot:
         ident: _Ident | None,
         good: bool = True,
         unsettled_since: float | None = None,
+        text: _Find | None = None,
     ) -> None:
+        #: The walk for an address without ':' (one C call for ucspi-tcp
+        #: 0.88 on the cffi backend); DialectError for one with ':'.
         self.find = find
+        #: The walk for an address in any text (the dialect's, in Python).
+        self.text = find if text is None else text
         self.ident = ident
         self.good = good
         self.unsettled_since = unsettled_since
@@ -215,6 +263,16 @@ class RuleSet:
     one :class:`pycdb.CorruptError`, at construction and on every check
     while it stays in place.
 
+    ``dialect`` names the tcpserver whose rules check this is
+    (:mod:`pycdb.rules.dialects`): ``"ucspi-tcp"`` (0.88, the default),
+    ``"ucspi-tcp-ipv6"`` (Debian's ucspi-tcp-ipv6; ``mapped_as_ipv6`` is
+    its ``tcpserver -6``) or ``"ucspi-tcp6"`` (fehQlibs' ucspi-tcp6).  A
+    database built by a fork's tcprules must be checked in its dialect:
+    :func:`pycdb.rules.dialects.recognise` tells, from its keys, when only
+    one fork can have written it.  The dialect is fixed at construction,
+    so choosing it costs nothing per check; ucspi-tcp 0.88's check is one
+    call into the backend (one C call on the cffi backend).
+
     The backend (``pycdb.BACKEND``) is the one active at construction,
     and is kept across reloads.  Checks from any number of threads may
     run at once.
@@ -226,14 +284,26 @@ class RuleSet:
         reload_interval: float = 1.0,
         *,
         allow_missing: bool = False,
+        dialect: str | None = None,
+        mapped_as_ipv6: bool = False,
     ) -> None:
         interval = float(reload_interval)
         if not interval >= 0:  # also refuses NaN
             raise ValueError(f"reload_interval must be >= 0, not {reload_interval!r}")
+        lang = dialects.get(dialect)
+        if mapped_as_ipv6 and lang.name != FEFE:
+            raise ValueError(
+                "mapped_as_ipv6 is tcpserver -6 of ucspi-tcp-ipv6 (dialect='ucspi-tcp-ipv6'), "
+                f"not of {lang.name}"
+            )
         self.path = path
         self.name = os.fsdecode(path)
         self.reload_interval = interval
         self.allow_missing = allow_missing
+        #: The dialect's name (:data:`pycdb.rules.dialects.NAMES`).
+        self.dialect: str = lang.name
+        self.mapped_as_ipv6 = mapped_as_ipv6
+        self._lang = lang
         self._impl = _backend.current()
         self.backend: str = self._impl.NAME
         self._snap = self._load()  # raises: a bad file is reported at once
@@ -256,7 +326,13 @@ class RuleSet:
         # longer one.
         _, longest = impl.Handle(Layout(buf, header, eod, self.name)).survey()
         handle = impl.Handle(Layout(buf, header, eod, self.name, longest))
-        return _Snapshot(handle.rules_find, _ident(st))
+        lang = self._lang
+        if lang.name in (CLASSIC, FEFE):
+            # ucspi-tcp-ipv6 reads an IPv4 address as 0.88 does.
+            walk = _walk(handle, lang, longest, None)
+            return _Snapshot(handle.rules_find, _ident(st), text=walk)
+        walk = _walk(handle, lang, longest, _cidr_lengths(buf, eod, self.name))
+        return _Snapshot(_ipv4_only(walk), _ident(st), text=walk)
 
     def _refresh(self) -> None:
         """Re-examine the path; swap in a new snapshot if the file there
@@ -284,7 +360,7 @@ class RuleSet:
             # answers until SETTLE has passed (never a failing one).
             since = current.unsettled_since if current.unsettled_since is not None else now
             if current.good and now - since < SETTLE:
-                self._snap = _Snapshot(current.find, current.ident, True, since)
+                self._snap = _Snapshot(current.find, current.ident, True, since, current.text)
                 self._due = now + min(self.reload_interval, 0.1)
             else:
                 self._snap = _Snapshot(_failing(exc), ident, good=False)
@@ -296,24 +372,40 @@ class RuleSet:
         self._refresh()
 
     def check(
-        self, ip: str | bytes, host: str | bytes | None = None, info: str | bytes | None = None
+        self,
+        ip: str | bytes | dialects.Address,
+        host: str | bytes | None = None,
+        info: str | bytes | None = None,
     ) -> Decision:
-        """tcpserver's decision for a connection from ``ip`` (the remote
-        address as text: ``TCPREMOTEIP``), ``host`` (its name,
-        ``TCPREMOTEHOST``, or None when unknown) and ``info`` (the ident
-        answer, ``TCPREMOTEINFO``, or None).  An empty string is a value
-        given, as with tcpserver.  Each is ``str`` or ``bytes`` (see the
-        module docstring); a NUL in one is a ValueError.  Raises
-        :class:`pycdb.CorruptError` for a corrupt file and OSError for a
-        missing or unreadable one (see the class docstring)."""
+        """tcpserver's decision for a connection from ``ip``, ``host`` (its
+        name, ``TCPREMOTEHOST``, or None when unknown) and ``info`` (the
+        ident answer, ``TCPREMOTEINFO``, or None).  An empty string is a
+        value given, as with tcpserver.  ``host`` and ``info`` are ``str``
+        or ``bytes`` (see the module docstring); a NUL in one is a
+        ValueError.
+
+        ``ip`` is the client's address in any spelling (``"2001:DB8::5"``,
+        ``"::ffff:192.0.2.1"``, an :mod:`ipaddress` object) or a socket
+        address tuple as ``accept()`` and ``getpeername()`` give it
+        (``(host, port)`` or ``(host, port, flowinfo, scope_id)``); the
+        keys are formed from the text the dialect's tcpserver would put in
+        ``TCPREMOTEIP`` (:meth:`pycdb.rules.dialects.Dialect.client_text`):
+        an IPv4-mapped address is the IPv4 client wherever that tcpserver
+        shows it so, and an IPv6 address given to ucspi-tcp 0.88's check,
+        whose tcpserver has no IPv6, is a :class:`pycdb.errors.DialectError`
+        saying which dialect to use.  Text that is no address (``"1..2"``)
+        is used as it is, as tcprulescheck uses ``TCPREMOTEIP``.
+
+        Raises :class:`pycdb.CorruptError` for a corrupt file and OSError
+        for a missing or unreadable one (see the class docstring)."""
         if _monotonic() >= self._due:
             self._refresh()
         snap = self._snap
-        # str is the common case: take it without a call.
+        # An address as str is the common case: take it without a call.
         if isinstance(ip, str) and "\0" not in ip:
             ip_b = ip.encode(_ENCODING, _ERRORS)
         else:
-            ip_b = _arg(ip, "ip")
+            ip_b = self._client(ip)
         host_b = info_b = None
         if host is not None:
             if isinstance(host, str) and "\0" not in host:
@@ -325,11 +417,60 @@ class RuleSet:
                 info_b = info.encode(_ENCODING, _ERRORS)
             else:
                 info_b = _arg(info, "info")
-        found = snap.find(ip_b, host_b, info_b)
+        try:
+            found = snap.find(ip_b, host_b, info_b)
+        except DialectError:  # the text holds ':': found by the walk, at no cost to IPv4
+            found = self._ipv6(snap, ip_b, host_b, info_b)
         if found is None:
             return DEFAULT
         # tuple.__new__ straight: Decision's own __new__ is Python code.
         return _new(Decision, found)
+
+    def _client(self, ip: object) -> bytes:
+        """The text :meth:`check` starts from for an ``ip`` that is not a
+        plain str: bytes as they are, an address object or a socket
+        address as the dialect's tcpserver writes it."""
+        if isinstance(ip, (str, bytes, bytearray, memoryview)):
+            return _arg(ip, "ip")
+        if isinstance(ip, tuple) or hasattr(ip, "packed"):
+            address = dialects.client_address(ip)  # type: ignore[arg-type]
+            if address is None:
+                raise ValueError(f"ip {ip!r} is no IP address")
+            return self._lang.client_text(address, self.mapped_as_ipv6)
+        raise TypeError(f"ip must be str, bytes or an address, not {type(ip).__name__}")
+
+    def _ipv6(self, snap: _Snapshot, ip: bytes, host: bytes | None, info: bytes | None) -> Any:
+        """The walk for an address text holding ``:``: the text the
+        dialect's tcpserver would write for it (an IPv4-mapped address as
+        the IPv4 client where it shows it so; 0.88's DialectError for any
+        other IPv6 address), or, when it is no address at all, the text
+        as it is, as tcprulescheck takes it."""
+        address = dialects.client_address(ip)
+        if address is None:
+            return snap.text(ip, host, info)
+        text = self._lang.client_text(address, self.mapped_as_ipv6)
+        return snap.text(text, host, info) if 58 in text else snap.find(text, host, info)
+
+    def check_text(
+        self, ip: str | bytes, host: str | bytes | None = None, info: str | bytes | None = None
+    ) -> Decision:
+        """tcprulescheck's decision: like :meth:`check`, but ``ip`` is
+        ``TCPREMOTEIP`` as text and is used as given, in whatever spelling,
+        as the dialect's tcprulescheck uses it (ucspi-tcp 0.88's and
+        ucspi-tcp-ipv6's compare it byte for byte; ucspi-tcp6's reads an
+        IPv6 address into its full form itself).  ``pycdb check`` answers
+        with this."""
+        if _monotonic() >= self._due:
+            self._refresh()
+        snap = self._snap
+        ip_b = _arg(ip, "ip")
+        host_b = None if host is None else _arg(host, "host")
+        info_b = None if info is None else _arg(info, "info")
+        try:
+            found = snap.find(ip_b, host_b, info_b)
+        except DialectError:
+            found = snap.text(ip_b, host_b, info_b)
+        return DEFAULT if found is None else _new(Decision, found)
 
     def close(self) -> None:
         """Stop using the file (the mapping goes once running checks end)."""
@@ -343,4 +484,4 @@ class RuleSet:
         self.close()
 
     def __repr__(self) -> str:
-        return f"<pycdb.RuleSet {self.name!r} ({self.backend})>"
+        return f"<pycdb.RuleSet {self.name!r} ({self.dialect}, {self.backend})>"

@@ -60,6 +60,7 @@ def lint(
     paranoid: bool = False,
     no_dns: bool = False,
     no_ident: bool = False,
+    dialect: str | None = None,
 ) -> LintReport:
     """Lint the file at ``path``: a rules cdb or rules text, as ``kind``
     says or, by default, as :func:`detect_bytes` tells from its bytes.
@@ -67,8 +68,10 @@ def lint(
     is refused).  ``cdb`` (text only) names the database compiled from
     it, to check it is not stale; ValueError when the file is a cdb.
     ``paranoid`` says tcpserver runs with ``-p``; ``no_dns`` and
-    ``no_ident`` that it runs with ``-H`` and ``-R``.  OSError when a file
-    cannot be read."""
+    ``no_ident`` that it runs with ``-H`` and ``-R``.  ``dialect`` names
+    the tcprules and tcpserver (:mod:`pycdb.rules.dialects`): rules text
+    is read in ucspi-tcp 0.88's by default, a cdb in the one its keys show
+    (see :func:`lint_cdb`).  OSError when a file cannot be read."""
     name = os.fsdecode(path)
     data, st = read(path)
     if kind is None:
@@ -76,7 +79,15 @@ def lint(
     if kind == "cdb":
         if cdb is not None:
             raise ValueError("cdb= compares rules text with its database; this file is a cdb")
-        return lint_cdb(data, name=name, paranoid=paranoid, no_dns=no_dns, no_ident=no_ident)
+        return lint_cdb(
+            data,
+            name=name,
+            paranoid=paranoid,
+            st=st,
+            no_dns=no_dns,
+            no_ident=no_ident,
+            dialect=dialect,
+        )
     modified = st.st_mtime_ns if stat.S_ISREG(st.st_mode) else None
     return lint_text(
         data,
@@ -86,4 +97,5 @@ def lint(
         modified=modified,
         no_dns=no_dns,
         no_ident=no_ident,
+        dialect=dialect,
     )

@@ -7,10 +7,12 @@ from __future__ import annotations
 
 import os
 import stat
+from collections.abc import Iterable
 
 from ...errors import CorruptError
 from ...findings import Finding
 from ...reader import Reader
+from ..dialects import CLASSIC, get, recognise
 from .judge import judge, judge_file
 from .report import LintReport
 from .sniff import read
@@ -27,6 +29,7 @@ def lint_cdb(
     st: os.stat_result | None = None,
     no_dns: bool = False,
     no_ident: bool = False,
+    dialect: str | None = None,
 ) -> LintReport:
     """Lint a rules cdb: a path, or the file's bytes.  OSError when the
     file cannot be read (see :func:`pycdb.rules.lint.sniff.read`); a
@@ -35,7 +38,10 @@ def lint_cdb(
     errors); ``no_dns`` and ``no_ident`` that it runs with ``-H`` and
     ``-R`` (rules on host names or ident answers never fire).  ``st``, the
     file's status when ``source`` is its bytes, lets lint judge its mode
-    too (a path's is read with it)."""
+    too (a path's is read with it).  ``dialect`` names the tcpserver that
+    reads it (:mod:`pycdb.rules.dialects`); None takes the one its keys
+    show (:func:`pycdb.rules.dialects.recognise`: an info ``dialect``
+    finding says so), else ucspi-tcp 0.88."""
     if isinstance(source, bytes):
         data = source
         report = LintReport(name or "<bytes>", "cdb")
@@ -59,6 +65,7 @@ def lint_cdb(
         report.records = sum(counts.values())
         report.rules = len(counts)
         add = report.findings.append
+        report.dialect = _dialect(report, counts, dialect)
         for key, count in counts.items():
             try:
                 first = reader.get(key)
@@ -77,7 +84,9 @@ def lint_cdb(
                     )
                 )
                 continue
-            found = judge(key, first, paranoid, no_dns=no_dns, no_ident=no_ident)
+            found = judge(
+                key, first, paranoid, None, report.dialect, no_dns=no_dns, no_ident=no_ident
+            )
             for severity, code, message in found:
                 add(Finding(code, message, severity, key=key))
             if count > 1:
@@ -115,6 +124,34 @@ def _mode(report: LintReport, st: os.stat_result) -> None:
             "warning",
         )
     )
+
+
+def _dialect(report: LintReport, keys: Iterable[bytes], given: str | None) -> str:
+    """The dialect to judge the keys in: ``given``, else the one they are
+    recognised as (with an info finding), else ucspi-tcp 0.88 (with a
+    warning when they are of both forks)."""
+    if given is not None:
+        return get(given).name
+    found = recognise(keys)
+    if found.dialect is not None:
+        report.findings.append(
+            Finding(
+                "dialect",
+                f"{found.describe()}; judged in that dialect (--dialect names another)",
+                "info",
+            )
+        )
+        return found.dialect
+    if found.mixed:
+        report.findings.append(
+            Finding(
+                "mixed-dialects",
+                f"{found.describe()}; judged as ucspi-tcp 0.88, whose tcpserver looks none "
+                "of them up (--dialect names the one that reads this database)",
+                "warning",
+            )
+        )
+    return CLASSIC
 
 
 def _corrupt(report: LintReport, exc: CorruptError) -> LintReport:

@@ -40,16 +40,17 @@ def judge(
     data: bytes,
     paranoid: bool,
     written: tuple[Action, Env] | None = None,
+    dialect: str = "ucspi-tcp",
     *,
     no_dns: bool = False,
     no_ident: bool = False,
 ) -> list[Said]:
     """Everything worth saying about the record (``key``, ``data``) that
-    tcpserver would use.  ``paranoid``: tcpserver runs with ``-p``.
-    ``written`` is the rule as its line says (rules text); None for a cdb
-    record (see :func:`_misread`).  ``no_dns``, ``no_ident``: tcpserver
-    runs with ``-H``, ``-R`` (:mod:`.runscript`)."""
-    form = shape(key)
+    ``dialect``'s tcpserver would use.  ``paranoid``: tcpserver runs with
+    ``-p``.  ``written`` is the rule as its line says (rules text); None
+    for a cdb record (see :func:`_misread`).  ``no_dns``, ``no_ident``:
+    tcpserver runs with ``-H``, ``-R`` (:mod:`.runscript`)."""
+    form = shape(key, dialect)
     if isinstance(form, Dead):
         # No connection reaches the key: what its data says never happens.
         return [("warning", form.code, form.why)]

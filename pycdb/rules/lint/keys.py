@@ -13,8 +13,20 @@ import ipaddress
 import re
 from typing import NamedTuple
 
+from ..._iptext import MAPPED, bits_to_ip4_text, bits_to_ip6_text, fefe_fmt
 from ..._text import quote
-from ..forms import Form, is_host_name, is_ip_prefix, lookup_form
+from .._names import CLASSIC, FEFE, FEH
+from ..forms import (
+    Form,
+    cidr_bits,
+    fefe_prefix_network,
+    fefe_prefix_of,
+    fefe_reach,
+    is_full_form,
+    is_host_name,
+    is_ip_prefix,
+    lookup_form,
+)
 from .wording import quote_text
 
 __all__ = ["Dead", "shape"]
@@ -31,8 +43,9 @@ class Dead(NamedTuple):
     why: str
 
 
-def shape(key: bytes) -> Form | Dead:
-    """The form of ``key`` among those tcpserver looks up, or, when no
+def shape(key: bytes, dialect: str = CLASSIC) -> Form | Dead:
+    """The form of ``key`` among those ``dialect``'s tcpserver looks up
+    (:mod:`pycdb.rules.dialects`; ucspi-tcp 0.88 by default), or, when no
     connection reaches it, the :class:`Dead` finding that says why."""
     if key.startswith(_BOM):
         # tcprules keeps the mark as the first bytes of the first line
@@ -42,6 +55,29 @@ def shape(key: bytes) -> Form | Dead:
             f"{quote(key[3:])} never matches: the file starts with a UTF-8 byte order mark "
             "(the bytes EF BB BF), which tcprules keeps as the start of this key; save the "
             "file without it",
+        )
+    if dialect == FEFE:
+        fork = _fefe_shape(key)
+        if fork is not None:
+            return fork
+    elif dialect == FEH:
+        fork = _feh_shape(key)
+        if fork is not None:
+            return fork
+    elif key[:1] in (b"_", b"^") and cidr_bits(key) is not None:
+        _, network, prefix = cidr_bits(key) or (0, b"", 0)
+        return _never(
+            key,
+            f"it is ucspi-tcp6's CIDR key for {ipaddress.ip_network((network, prefix))}, which "
+            "ucspi-tcp 0.88's tcpserver never looks up; a database built by ucspi-tcp6's "
+            "tcprules is linted with --dialect ucspi-tcp6",
+        )
+    elif 58 in key and key[:1] != b"=" and 61 not in key:
+        return _never(
+            key,
+            "it holds a ':', and ucspi-tcp 0.88's tcpserver has no IPv6, so no client address "
+            "has one; a database built by an IPv6 tcprules is linted with --dialect "
+            "ucspi-tcp-ipv6 or --dialect ucspi-tcp6",
         )
     form = lookup_form(key)
     if form is not None:
@@ -191,3 +227,170 @@ def _bad_address(key: bytes, whole: bytes, ident: bool) -> Dead:
         "it is neither an address, a prefix such as '10.1.', '=' and a host name, nor "
         "'user@' and one of those",
     )
+
+
+# ---- the IPv6 dialects -----------------------------------------------------------
+
+
+def _ipv4_of(ip: bytes) -> str:
+    return str(ipaddress.IPv4Address(ip[12:]))
+
+
+def _fefe_shape(key: bytes) -> Form | Dead | None:
+    """A key of ucspi-tcp-ipv6 that holds a ``:`` (an IPv6 rule): its form,
+    or why its tcpserver never writes that text; None for any other key."""
+    if key[:1] == b"=" or 61 in key or 58 not in key:
+        return None
+    at = key.rfind(b"@")
+    target = key[at + 1 :]
+    if 58 not in target:
+        return None
+    reach = fefe_reach(target)
+    if at >= 0:
+        if reach == "ip":
+            return "ident-ip"
+        if reach == "prefix":
+            return _never(
+                key,
+                "an ident rule names one whole address (tcpserver looks up the ident answer, "
+                "'@' and the client's full address), not a prefix",
+            )
+    elif reach in ("ip", "prefix"):
+        partial = _fefe_partial(target) if target.endswith(b":") else None
+        if partial is not None:
+            return Dead("ipv6-prefix", f"{quote(key)} {partial}")
+        return "ip" if reach == "ip" else "prefix"
+    if reach == "mapped":
+        ipv4 = target[len(_MAPPED_TEXT) :] if target.startswith(_MAPPED_TEXT) else b""
+        what = "IPv4 address" if reach_exact(target) else "IPv4 prefix"
+        fix = (
+            f"write the {what} {quote(key[: len(key) - len(target)] + ipv4)}"
+            if ipv4
+            else "write the rules for the IPv4 addresses"
+        )
+        return Dead(
+            "mapped-ipv4",
+            f"{quote(key)} never matches unless tcpserver runs with -6: ucspi-tcp-ipv6's "
+            "tcpserver writes an IPv4 client (on an IPv6 socket, ::ffff:a.b.c.d) as its dotted "
+            f"quad, a.b.c.d; {fix}",
+        )
+    return Dead("ipv6-form", f"{quote(key)} never matches: {_fefe_why(target)}")
+
+
+_MAPPED_TEXT = b"::ffff:"
+
+
+def reach_exact(text: bytes) -> bool:
+    """Whether ``text`` is a whole IPv4-mapped address (not a prefix)."""
+    return not text.endswith((b".", b":"))
+
+
+def _fefe_partial(text: bytes) -> str | None:
+    """Why the ucspi-tcp-ipv6 prefix ``text`` matches only some of the
+    addresses it seems to name (None when it matches exactly a network,
+    as ``2001:db8:`` does 2001:db8::/32)."""
+    if fefe_prefix_network(text) is not None:
+        return None
+    body = text.rstrip(b":")
+    if b"::" not in text and body and all(g for g in body.split(b":")):
+        groups = [int(g, 16) for g in body.split(b":")]
+        groups += [1] * (8 - len(groups))
+        example = b"".join(g.to_bytes(2, "big") for g in groups)
+        plain = ":".join(f"{g:x}" for g in groups)
+        missed = f" ({plain} is written {fefe_fmt(example).decode()}, which it does not match)"
+    else:
+        missed = ""
+    return (
+        "matches only some of the addresses it seems to name: ucspi-tcp-ipv6's tcpserver "
+        "writes the longest run of zero groups as '::', so whether a client's text starts "
+        f"with it depends on the zero groups after it{missed}; no prefix names such a network "
+        "exactly in this dialect (ucspi-tcp6's CIDR rules do)"
+    )
+
+
+def _fefe_why(text: bytes) -> str:
+    """Why ucspi-tcp-ipv6's tcpserver never writes (or starts) the IPv6
+    text ``text``, and what to write instead."""
+    import ipaddress as ip
+
+    cidr = text.partition(b"/")
+    if cidr[1]:
+        try:
+            net = ip.IPv6Network(cidr[0].decode("ascii") + "/" + cidr[2].decode("ascii"))
+        except ValueError:
+            return "it is neither an IPv6 address nor a prefix of one as tcpserver writes it"
+        hint = fefe_prefix_of(net)
+        return (
+            "ucspi-tcp-ipv6 has no CIDR: it stores the network as a key of its own, which no "
+            "client address equals; "
+            + (
+                f"the prefix {quote(hint)} matches exactly its addresses"
+                if hint is not None
+                else "no prefix of tcpserver's text covers exactly its addresses"
+            )
+        )
+    try:
+        address = ip.IPv6Address(text.decode("ascii"))
+    except (UnicodeDecodeError, ValueError):
+        return (
+            "no IPv6 address as ucspi-tcp-ipv6's tcpserver writes it (lower case, no leading "
+            "zeros, the longest run of zero groups as '::') starts with it"
+        )
+    return (
+        f"ucspi-tcp-ipv6's tcpserver writes this address {quote(fefe_fmt(address.packed))} "
+        "(lower case, no leading zeros, the longest run of zero groups, even a single one, as "
+        "'::'); write that"
+    )
+
+
+def _feh_shape(key: bytes) -> Form | Dead | None:
+    """A key of ucspi-tcp6 that is an IPv6 address, a CIDR key or an
+    ident rule for either: its form, or why its tcpserver never looks it
+    up; None for any other key."""
+    cidr = cidr_bits(key)
+    if cidr is not None:
+        version, network, prefix = cidr
+        net = ipaddress.ip_network((network, prefix))
+        shown = quote((bits_to_ip4_text if version == 4 else bits_to_ip6_text)(key) or b"")
+        if prefix == 1:
+            halves = list(net.subnets(new_prefix=2))
+            return Dead(
+                "dead-prefix",
+                f"the CIDR rule for {net} never matches: ucspi-tcp6's tcpserver tries CIDR keys "
+                f"from /{32 if version == 4 else 128} down to /2, never /1; write the two /2 "
+                f"rules {halves[0]} and {halves[1]}",
+            )
+        if version == 6 and prefix >= 96 and network[:12] == MAPPED:
+            return Dead(
+                "mapped-ipv4",
+                f"the CIDR rule for {shown[1:-1]} never matches: ucspi-tcp6's tcpserver writes an "
+                "IPv4 client (on an IPv6 socket, ::ffff:a.b.c.d) as its dotted quad, and looks "
+                f"up its IPv4 keys; write the IPv4 network {_ipv4_of(network)}/{prefix - 96}",
+            )
+        return "cidr"
+    at = key.find(b"@")
+    target = key[at + 1 :]
+    if at >= 0 and 47 in target and 61 not in key:
+        return _never(
+            key,
+            "an ident rule names one whole address (tcpserver looks up the ident answer, '@' "
+            "and the client's address), and ucspi-tcp6 stores 'user@' and a network as "
+            "written, which no client's address equals",
+        )
+    if key[:1] == b"=" or 61 in key or 58 not in key:
+        return None
+    if not is_full_form(target):
+        return _never(
+            key,
+            "ucspi-tcp6 looks an IPv6 client up in the full form (2001:0DB8:0000:...), and "
+            "this key is not in it",
+        )
+    packed = bytes.fromhex(target.replace(b":", b"").decode())
+    if packed[:12] == MAPPED:
+        return Dead(
+            "mapped-ipv4",
+            f"{quote(key)} never matches: ucspi-tcp6's tcpserver writes an IPv4 client (on an "
+            "IPv6 socket, ::ffff:a.b.c.d) as its dotted quad; write the rule for "
+            f"{_ipv4_of(packed)}",
+        )
+    return "ident-ip" if at >= 0 else "ip"

@@ -26,7 +26,7 @@ from __future__ import annotations
 import ipaddress
 
 from ..._text import quote
-from ..forms import Form
+from ..forms import Form, cidr_bits
 from .report import Said
 
 __all__ = ["relay"]
@@ -87,7 +87,30 @@ def relay(key: bytes, form: Form, paranoid: bool) -> list[Said]:
                 f"{key.decode()}0.0.0/8: 16777216 addresses, most of them not yours",
             )
         ]
+    if form == "cidr":
+        return _broad_cidr(key)
     return []
+
+
+def _broad_cidr(key: bytes) -> list[Said]:
+    """An ucspi-tcp6 CIDR key granting RELAYCLIENT to a public IPv4 /8 or
+    wider, or an IPv6 /32 or wider (an internet registry's allocation)."""
+    found = cidr_bits(key)
+    if found is None:  # pragma: no cover - only CIDR keys have the form
+        return []
+    version, network, prefix = found
+    net = ipaddress.ip_network((network, prefix))
+    if not net.is_global or prefix > (8 if version == 4 else 32):
+        return []
+    many = f"{net.num_addresses}" if version == 4 else f"2**{128 - prefix}"
+    return [
+        (
+            "warning",
+            "broad-relay",
+            f"the CIDR rule for {net} grants RELAYCLIENT to a whole public network: {many} "
+            "addresses, most of them not yours",
+        )
+    ]
 
 
 def _by_name(key: bytes, form: Form, paranoid: bool) -> list[Said]:

@@ -48,6 +48,13 @@ CODES: dict[str, tuple[Severity, str]] = {
     "range-empty": ("warning", "a range whose low bound is above its high bound: no rule"),
     "range-clipped": ("warning", "a range whose high bound above 255 is cut to 255"),
     "newer-text": ("info", "the text changed after the cdb was built, to the same bytes"),
+    "hang": ("error", "a line ucspi-tcp-ipv6's tcprules loops on for ever: no ':allow'/':deny'"),
+    "ipv6-form": ("warning", "IPv6 text that the dialect's tcpserver never writes"),
+    "ipv6-prefix": ("warning", "an IPv6 prefix that matches only some of the network it names"),
+    "mapped-ipv4": ("warning", "a rule for ::ffff:a.b.c.d, which tcpserver writes a.b.c.d"),
+    "dead-prefix": ("warning", "an ucspi-tcp6 /1 network: its tcpserver never tries /1 keys"),
+    "dialect": ("info", "the dialect a cdb's keys were recognised as, and judged in"),
+    "mixed-dialects": ("warning", "keys only one IPv6 fork writes, and keys only the other does"),
 }
 
 
@@ -69,6 +76,8 @@ class LintReport:
     findings: list[Finding] = dataclasses.field(default_factory=list)
     rules: int = 0
     records: int = 0
+    #: the dialect the rules were judged in (pycdb.rules.dialects)
+    dialect: str = "ucspi-tcp"
 
     def count(self, severity: Severity) -> int:
         return sum(1 for f in self.findings if f.severity == severity)
@@ -107,6 +116,7 @@ class LintReport:
         return {
             "file": self.name,
             "kind": self.kind,
+            "dialect": self.dialect,
             "rules": self.rules,
             "records": self.records,
             "errors": self.errors,

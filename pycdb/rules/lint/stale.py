@@ -35,6 +35,7 @@ def stale(
     cdb: str | os.PathLike[str],
     refused: int | None,
     records: list[Record],
+    dialect: str = "ucspi-tcp",
 ) -> Finding | None:
     """The ``stale`` (or ``newer-text``) finding for the database ``cdb``
     against the rules ``text`` (named ``name``; modified at ``modified``
@@ -54,7 +55,7 @@ def stale(
             f"{refused})" + (f", and {newer}" if newer else ""),
         )
     try:
-        built = _compiled(text)
+        built = _compiled(text, dialect)
     except TooLargeError as exc:
         return Finding("stale", f"{db_name} cannot be compared with the text: {exc}")
     if built == db_bytes:
@@ -79,12 +80,12 @@ def _when(ns: int) -> str:
     return moment.strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
-def _compiled(text: bytes) -> bytes:
-    """The bytes tcprules writes for ``text`` (compiled in a private
-    temporary directory)."""
+def _compiled(text: bytes, dialect: str) -> bytes:
+    """The bytes ``dialect``'s tcprules writes for ``text`` (compiled in a
+    private temporary directory)."""
     with tempfile.TemporaryDirectory(prefix="pycdb-lint-") as tmp:
         out = os.path.join(tmp, "rules.cdb")
-        compile_rules(text, out)
+        compile_rules(text, out, dialect=dialect)
         return read(out)[0]
 
 

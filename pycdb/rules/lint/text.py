@@ -26,6 +26,8 @@ import stat
 from ..._text import quote
 from ...errors import RulesSyntaxError
 from ...findings import Finding, Severity
+from .._names import CLASSIC, FEFE
+from ..dialects import get
 from ..language import Rule, Source, parse_line, range_bounds, source_chunks
 from ..messages import CRLF
 from ..reading import lines
@@ -43,9 +45,9 @@ _REFUSED = "tcprules refuses this line (and with it the whole file): "
 _IPV6_LINE = re.compile(rb"([0-9A-Fa-f:.]*:[0-9A-Fa-f:.]*(?:/[0-9]{1,3})?):(?:allow|deny)")
 
 
-def _try(line: bytes, lineno: int) -> Rule | None:
+def _try(line: bytes, lineno: int, dialect: str) -> Rule | None:
     try:
-        return parse_line(line, lineno)
+        return parse_line(line, lineno, dialect=dialect)
     except RulesSyntaxError:
         return None
 
@@ -55,9 +57,17 @@ class _TextLinter:
     :meth:`finish`; the findings are in ``report``."""
 
     def __init__(
-        self, name: str, paranoid: bool, keep: bool, no_dns: bool = False, no_ident: bool = False
+        self,
+        name: str,
+        paranoid: bool,
+        keep: bool,
+        dialect: str = CLASSIC,
+        no_dns: bool = False,
+        no_ident: bool = False,
     ) -> None:
-        self.report = LintReport(name, "text")
+        self.report = LintReport(name, "text", dialect=dialect)
+        self.lang = get(dialect)
+        self.dialect = self.lang.name
         self.paranoid = paranoid
         self.no_dns = no_dns
         self.no_ident = no_ident
@@ -77,7 +87,7 @@ class _TextLinter:
 
     def line(self, raw: bytes, lineno: int) -> None:
         try:
-            rule = parse_line(raw, lineno, self.report.name)
+            rule = parse_line(raw, lineno, self.report.name, dialect=self.dialect)
         except RulesSyntaxError as exc:
             if self.refused is None:
                 self.refused = lineno
@@ -111,7 +121,10 @@ class _TextLinter:
         """Report a refused line; return the rule it becomes once its
         carriage return or trailing comment is removed, if one does."""
         text = raw.rstrip(b" \t\n")
-        m = _IPV6_LINE.match(text)
+        if self.dialect == FEFE and self.lang.address_end(text) == -1:
+            self.add("error", "hang", exc.reason, lineno)
+            return None
+        m = _IPV6_LINE.match(text) if self.dialect == CLASSIC else None
         if m and _is_ipv6(m.group(1)):
             address = m.group(1)
             what = "network" if b"/" in address else "address"
@@ -126,7 +139,8 @@ class _TextLinter:
                 f"{_REFUSED}{quote(address)} is an IPv6 {what}, but tcprules 0.88 has no IPv6 "
                 "syntax: the address ends at the first ':', so it reads the address "
                 f"{quote(text[: text.find(b':')])} and then {quote(text[text.find(b':') + 1 :])} "
-                f"where 'allow' or 'deny' must be ({dialect})",
+                f"where 'allow' or 'deny' must be ({dialect}; lint it with --dialect "
+                "ucspi-tcp-ipv6 or --dialect ucspi-tcp6 if that is the tcprules you run)",
                 lineno,
             )
             return None
@@ -144,13 +158,13 @@ class _TextLinter:
         if text.endswith(b"\r"):
             bases.insert(0, (text[:-1], True))
         for base, cr in bases:
-            rule = _try(base, lineno)
+            rule = _try(base, lineno, self.dialect)
             cut = None
             if rule is None:
-                colon = base.find(b":")
-                for pos in range(colon + 1, len(base)):
+                colon = self.lang.address_end(base)
+                for pos in range(len(base) if colon is None or colon < 0 else colon + 1, len(base)):
                     if base[pos] == 35:  # '#'
-                        rule = _try(base[:pos], lineno)
+                        rule = _try(base[:pos], lineno, self.dialect)
                         if rule is not None:
                             cut = pos
                             break
@@ -218,6 +232,7 @@ class _TextLinter:
                 rule.data,
                 self.paranoid,
                 (rule.action, rule.env),
+                self.dialect,
                 no_dns=self.no_dns,
                 no_ident=self.no_ident,
             ):
@@ -327,9 +342,12 @@ def lint_text(
     modified: int | None = None,
     no_dns: bool = False,
     no_ident: bool = False,
+    dialect: str | None = None,
 ) -> LintReport:
-    """Lint rules text: a path, the text as bytes, a binary file object
-    or an iterable of lines (as :func:`pycdb.rules.parse` takes them).
+    """Lint rules text in ``dialect`` (:mod:`pycdb.rules.dialects`;
+    ucspi-tcp 0.88 by default): a path, the text as bytes, a binary file
+    object or an iterable of lines (as :func:`pycdb.rules.parse` takes
+    them).
     ``filename`` names it in messages.  ``cdb`` names the database that
     should have been compiled from it: it is ``stale`` when compiling the
     text (into a temporary file, never touching ``cdb``) does not give its
@@ -348,13 +366,20 @@ def lint_text(
     else:
         name, chunks = source_chunks(source, filename)
         text = b"".join(chunks)
-    linter = _TextLinter(name, paranoid, keep=cdb is not None, no_dns=no_dns, no_ident=no_ident)
+    linter = _TextLinter(
+        name,
+        paranoid,
+        keep=cdb is not None,
+        dialect=get(dialect).name,
+        no_dns=no_dns,
+        no_ident=no_ident,
+    )
     for lineno, raw in enumerate(lines([text]), 1):
         linter.line(raw, lineno)
     linter.finish()
     report = linter.report
     if cdb is not None:
-        finding = stale(name, text, modified, cdb, linter.refused, linter.records)
+        finding = stale(name, text, modified, cdb, linter.refused, linter.records, linter.dialect)
         if finding is not None:
             report.findings.append(finding)
     return report
