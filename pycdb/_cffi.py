@@ -120,12 +120,13 @@ class Handle:
     long as this object, or the ``get`` taken from it, lives.
     """
 
-    __slots__ = ("_layout", "_buf", "_ptr", "_m", "get", "contains", "getitem")
+    __slots__ = ("_layout", "_buf", "_ptr", "_m", "get", "contains", "getitem", "rules_find")
 
     # One C call each, closures made per handle (see _lookups).
     get: Callable[..., Any]
     contains: Callable[[bytes], bool]
     getitem: Callable[[bytes], bytes]
+    rules_find: Callable[[bytes, Any, Any], tuple[bytes, bytes] | None]
 
     def __init__(self, layout: Layout) -> None:
         buf = layout.buf
@@ -139,6 +140,7 @@ class Handle:
         m.maxklen = layout.max_klen
         self._m = m
         self.get, self.contains, self.getitem = _lookups(m, buf, layout)
+        self.rules_find = _rules_finder(m, buf, layout)
 
     def get_all(self, key: bytes) -> list[bytes]:
         if key.__class__ is not bytes:
@@ -162,15 +164,22 @@ class Handle:
             raise self._layout.survey_error()
         return int(n), int(longest[0])
 
-    def rules_find(
-        self, ip: bytes, host: bytes | None, info: bytes | None
-    ) -> tuple[bytes, bytes] | None:
-        pos = lib.pycdb_rules_find(
-            self._m, ip, _NULL if host is None else host, _NULL if info is None else info
-        )
+
+def _rules_finder(
+    m: Any, buf: Any, layout: Layout
+) -> Callable[[bytes, Any, Any], tuple[bytes, bytes] | None]:
+    """``Handle.rules_find`` as a closure (see ``_lookups``): one C call
+    for the whole key walk (``pycdb_rules_find``: the deciding record's
+    position, 0 for none, or a code), then the key and data sliced from
+    the mapping."""
+    find = lib.pycdb_rules_find
+    pair = _pair
+    null = _NULL
+
+    def rules_find(ip: bytes, host: bytes | None, info: bytes | None) -> tuple[bytes, bytes] | None:
+        pos = find(m, ip, null if host is None else host, null if info is None else info)
         if pos > 0:
-            buf = self._buf
-            klen, dlen = _pair(buf, pos)
+            klen, dlen = pair(buf, pos)
             k = pos + 8
             d = k + klen
             return buf[k:d], buf[d : d + dlen]
@@ -181,9 +190,13 @@ class Handle:
         if pos == _ENOMEM:
             raise MemoryError("pycdb: out of memory")
         # A walk met damage: the first key whose walk does names it.
-        for key in rules_keys(ip, host, info, self._layout.max_klen):
-            self.get(key)
-        raise self._layout.lookup_error(b"")  # pragma: no cover - the walks agree
+        get = lib.pycdb_get
+        for key in rules_keys(ip, host, info, layout.max_klen):
+            if get(m, key, len(key)) == 1:
+                raise layout.lookup_error(key)
+        raise layout.lookup_error(b"")  # pragma: no cover - the walks agree
+
+    return rules_find
 
 
 def _raise(r: int, mk: Any, klen: int = 0, dlen: int = 0) -> None:
