@@ -13,7 +13,9 @@ what each link does, in order, with a :class:`RelayPolicy`:
   and the rules' decision (``RuleSet.check``, no ident: ``-R``).  A
   denied client, or one whose check fails (a damaged or missing
   database), is disconnected before any greeting, as tcpserver closes
-  the connection without running its program.  The environment tcpserver
+  the connection without running its program; so is one whose name
+  lookup or check raises anything unexpected, and one that ends its
+  input (shuts down its side) before the greeting.  The environment tcpserver
   would hand its child (PROTO, TCPLOCALIP, TCPLOCALPORT, TCPLOCALHOST,
   TCPREMOTEIP, TCPREMOTEPORT, TCPREMOTEHOST, then the rules' variables,
   which may override them) is on the session, with the decision and the
@@ -23,8 +25,9 @@ what each link does, in order, with a :class:`RelayPolicy`:
   HELO, EHLO, MAIL, RSET and NOOP, 221 to QUIT, and to every other
   command ``553`` and the text after a leading ``-``, or ``451`` and the
   whole text; at most 200 bytes of it, bytes outside 32..126 as ``?``;
-  dropped after 60 seconds), byte for byte what Debian's rblsmtpd sends
-  (tests/test_relay.py compares them).  Empty or unset: no block (no RBL
+  dropped after 60 seconds in all or at the end of the client's input),
+  byte for byte what Debian's rblsmtpd sends (tests/test_relay.py and
+  tests/test_relay_hardening.py compare them).  Empty or unset: no block (no RBL
   is consulted when it is unset, unlike rblsmtpd with ``-r``).
 * **qmail-smtpd**: with ``RELAYCLIENT`` set, every recipient is
   accepted and the variable's value appended to it; without it only a
@@ -311,6 +314,28 @@ class TcpRulesSMTP(SMTP):
             new.take_over(old)
 
     async def _handle_client(self) -> None:
+        transport = self.transport
+        assert transport is not None
+        try:
+            greet = await self._before_greeting()
+        except asyncio.CancelledError:
+            # aiosmtpd cancels this task when the client closes its end
+            # (eof_received) or the connection is lost: the connection is
+            # over, as rblsmtpd and tcpserver end it at the end of input,
+            # not left open until aiosmtpd's idle timeout.
+            transport.close()
+            raise
+        except Exception:  # noqa: BLE001 - tcpserver drops a connection it cannot serve
+            log.exception("dropping connection from %r", self.session and self.session.peer)
+            transport.close()
+            return
+        if greet:
+            await super()._handle_client()
+
+    async def _before_greeting(self) -> bool:
+        """tcpserver's and rblsmtpd's parts, before any greeting: False
+        when the connection is over (dropped, or rblsmtpd's conversation
+        held), True when qmail-smtpd's part (aiosmtpd's) is to follow."""
         session = self.session
         assert isinstance(session, TcpRulesSession) and self.transport is not None
         transport = self.transport
@@ -320,19 +345,18 @@ class TcpRulesSMTP(SMTP):
             proxy = await self._read_proxy()
             if proxy is None:
                 transport.close()
-                return
+                return False
             if proxy.src_addr is not None and proxy.command != V2_CMD.LOCAL:  # LOCAL: the peer
                 remote = (str(proxy.src_addr), proxy.src_port)
                 local = (str(proxy.dst_addr), proxy.dst_port)
         if not await self._admit(session, remote, local):
             transport.close()
-            return
+            return False
         if session.rblsmtpd is not None:
             await self._rblsmtpd(session.rblsmtpd)
-            if self.transport is not None:
-                self.transport.close()
-            return
-        await super()._handle_client()
+            transport.close()
+            return False
+        return True
 
     async def _read_proxy(self) -> ProxyData | None:
         """The PROXY header, or None when it is missing, bad, late or

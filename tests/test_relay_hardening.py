@@ -1,0 +1,113 @@
+"""pycdb.integrations.aiosmtpd and examples/relay.py under attack and
+misuse: what a hostile client, a hostile network or a mistaken
+administrator can make of them.  Each test pins a fault found in review
+(and fixed); tests/test_relay.py holds the behaviour as designed.
+"""
+
+from __future__ import annotations
+
+import socket
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from dnsoracle import StubDns
+from rules_helpers import compile_rules
+from test_relay import rblsmtpd_oracle, serving
+
+from pycdb.integrations.aiosmtpd import RelayPolicy
+from pycdb.remotehost import RemoteHost, RemoteHostResolver
+from pycdb.rules import RuleSet
+
+
+@pytest.fixture(autouse=True)
+def backend() -> Iterator[None]:
+    """Nothing here depends on the backend: run once."""
+    yield None
+
+
+class NoHandler:
+    """An aiosmtpd handler with no hooks."""
+
+
+def read_all(s: socket.socket, within: float) -> tuple[bytes, float]:
+    """Everything the server sends until it closes the connection, and
+    how long that took; fails when it is still open after ``within``."""
+    start = time.monotonic()
+    s.settimeout(within)
+    got = b""
+    try:
+        while True:
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            got += chunk
+    except socket.timeout:
+        pytest.fail(f"the server kept the connection open for {within} s; it sent {got!r}")
+    return got, time.monotonic() - start
+
+
+def rules_policy(tmp_path: Path, text: bytes, resolver: Any = None) -> RelayPolicy:
+    compile_rules(text, tmp_path / "rules.cdb")
+    return RelayPolicy(
+        RuleSet(tmp_path / "rules.cdb", reload_interval=0), ["local.example"], resolver
+    )
+
+
+# ---- the end of the client's input ends the connection --------------------------------
+
+
+def test_rblsmtpd_conversation_ends_at_the_end_of_input(tmp_path: Path) -> None:
+    """rblsmtpd drops the connection when its input ends.  aiosmtpd
+    cancels the connection's task when the client shuts down its side;
+    the blocked conversation was then left open, unanswered, until
+    aiosmtpd's idle timeout (300 s)."""
+    policy = rules_policy(tmp_path, b':allow,RBLSMTPD="-go away"\n')
+    commands = b"EHLO x\r\nRCPT TO:<a@b>\r\nNOOP\r\n"
+    with (
+        serving(policy, NoHandler()) as port,
+        socket.create_connection(("127.0.0.1", port), 10) as s,
+    ):
+        s.sendall(commands)
+        s.shutdown(socket.SHUT_WR)
+        got, _ = read_all(s, 5)
+    assert got == rblsmtpd_oracle("-go away", commands)
+
+
+def test_end_of_input_during_the_lookup_ends_the_connection(tmp_path: Path) -> None:
+    """A client that connects and shuts down its side while its name is
+    being looked up (a DNS server that never answers) is disconnected at
+    once, without a greeting, not held for aiosmtpd's idle timeout."""
+    with StubDns("blackhole", "127.0.0.1", 0) as hole:
+        resolver = RemoteHostResolver(nameservers=[hole.address], port=hole.port, timeout=30)
+        policy = rules_policy(tmp_path, b":allow\n", resolver)
+        with (
+            serving(policy, NoHandler()) as port,
+            socket.create_connection(("127.0.0.1", port), 10) as s,
+        ):
+            s.shutdown(socket.SHUT_WR)
+            got, took = read_all(s, 5)
+    assert got == b""
+    assert took < 2
+
+
+class BrokenResolver:
+    """A resolver that fails in a way it should not."""
+
+    async def lookup_async(self, ip: str) -> RemoteHost:
+        raise RuntimeError("resolver bug")
+
+
+def test_a_failing_resolver_drops_the_client(tmp_path: Path) -> None:
+    """An unexpected exception before the greeting drops the client (as
+    tcpserver drops a connection it cannot serve) instead of leaving it
+    connected and unanswered."""
+    policy = rules_policy(tmp_path, b":allow\n", BrokenResolver())
+    with (
+        serving(policy, NoHandler()) as port,
+        socket.create_connection(("127.0.0.1", port), 10) as s,
+    ):
+        got, _ = read_all(s, 5)
+    assert got == b""
