@@ -111,3 +111,67 @@ def test_a_failing_resolver_drops_the_client(tmp_path: Path) -> None:
     ):
         got, _ = read_all(s, 5)
     assert got == b""
+
+
+# ---- the PROXY header is believed only from the balancer ----------------------------------
+
+PROXY_RULES = b'127.0.0.11:allow,RELAYCLIENT=""\n127.0.0.50:deny\n:allow\n'
+
+
+def proxied(port: int, source: str, real: str) -> socket.socket:
+    """A connection from ``source`` that starts with a PROXY header
+    claiming ``real`` as the client."""
+    s = socket.create_connection(("127.0.0.1", port), 10, (source, 0))
+    s.sendall(f"PROXY TCP4 {real} 127.0.0.1 40000 25\r\n".encode())
+    return s
+
+
+def conversation(s: socket.socket, commands: bytes) -> bytes:
+    s.sendall(commands)
+    s.shutdown(socket.SHUT_WR)
+    return read_all(s, 10)[0]
+
+
+RELAY_ATTEMPT = b"EHLO x\r\nMAIL FROM:<a@b.example>\r\nRCPT TO:<victim@far.example>\r\nQUIT\r\n"
+
+
+def test_proxy_header_from_a_peer_that_is_not_the_balancer(tmp_path: Path) -> None:
+    """With the PROXY protocol on, any client that could reach the port
+    could claim any address in a PROXY header and be checked as that
+    address: here 127.0.0.12 claims the relay client 127.0.0.11.  The
+    header is now believed only from the balancers named in
+    ``proxy_from``; any other peer is a direct client, checked by its own
+    address, its "PROXY" line an unknown command."""
+    policy = rules_policy(tmp_path, PROXY_RULES)
+    with serving(policy, NoHandler(), proxy_protocol_timeout=5, proxy_from=["127.0.0.5"]) as port:
+        with proxied(port, "127.0.0.12", "127.0.0.11") as s:
+            got = conversation(s, RELAY_ATTEMPT)
+        assert got.startswith(b"220 ")
+        assert b'500 Error: command "PROXY" not recognized' in got
+        assert b"553 sorry, that domain isn't in my list of allowed rcpthosts" in got
+        # The balancer's header is believed, as before, both ways.
+        with proxied(port, "127.0.0.5", "127.0.0.11") as s:
+            got = conversation(s, RELAY_ATTEMPT)
+        assert b"250 ok\r\n" in got and b"553" not in got and b"PROXY" not in got
+        with proxied(port, "127.0.0.5", "127.0.0.50") as s:
+            assert conversation(s, b"EHLO x\r\n") == b""  # denied: dropped, no greeting
+        # A network names a pool of balancers.
+    with serving(
+        policy, NoHandler(), proxy_protocol_timeout=5, proxy_from=["127.0.0.0/29"]
+    ) as port:
+        with proxied(port, "127.0.0.6", "127.0.0.11") as s:
+            assert b"250 ok\r\n" in conversation(s, RELAY_ATTEMPT)
+        with proxied(port, "127.0.0.8", "127.0.0.11") as s:
+            assert b"553 sorry" in conversation(s, RELAY_ATTEMPT)
+
+
+def test_proxy_protocol_needs_the_balancers_named(tmp_path: Path) -> None:
+    policy = rules_policy(tmp_path, PROXY_RULES)
+    with pytest.raises(ValueError, match="proxy_from"):
+        policy.smtp(NoHandler(), proxy_protocol_timeout=5)
+    with pytest.raises(ValueError, match="proxy_protocol_timeout"):
+        policy.smtp(NoHandler(), proxy_from=["127.0.0.1"])
+    with pytest.raises(ValueError, match="balancer"):
+        policy.smtp(NoHandler(), proxy_protocol_timeout=5, proxy_from=["lb.example"])
+    with pytest.raises(ValueError, match="one string"):
+        policy.smtp(NoHandler(), proxy_protocol_timeout=5, proxy_from="127.0.0.1")

@@ -7,7 +7,8 @@ qmail-smtpd``.  :class:`TcpRulesSMTP` (an ``aiosmtpd.smtp.SMTP``) does
 what each link does, in order, with a :class:`RelayPolicy`:
 
 * **tcpserver**: the client's address (behind a PROXY-protocol balancer,
-  the address the PROXY header gives, not the balancer's), its
+  the address the PROXY header gives, not the balancer's; the header is
+  believed only from the balancers named, see :class:`TcpRulesSMTP`), its
   TCPREMOTEHOST computed as ``tcpserver -p`` (or ``-P``) computes it
   (:class:`pycdb.remotehost.RemoteHostResolver`; no resolver is ``-H``),
   and the rules' decision (``RuleSet.check``, no ident: ``-R``).  A
@@ -58,10 +59,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ipaddress
 import logging
 import os
 from collections.abc import Iterable
-from typing import Any, Protocol
+from typing import Any, Protocol, Union
 
 from aiosmtpd.proxy_protocol import V2_CMD, ProxyData, get_proxy
 from aiosmtpd.smtp import SMTP, Envelope, Session
@@ -288,20 +290,71 @@ class _Chain:
         return "250 ok"
 
 
+Balancers = tuple[Union[ipaddress.IPv4Network, ipaddress.IPv6Network], ...]
+
+
+def _balancers(proxy_from: Iterable[str]) -> Balancers:
+    """``proxy_from`` as networks (an address is a network of one);
+    ValueError for anything else, or for one string given whole."""
+    if isinstance(proxy_from, (str, bytes)):
+        raise ValueError(
+            f"proxy_from is a list of addresses or networks, not one string: [{proxy_from!r}]"
+        )
+    networks = []
+    for item in proxy_from:
+        try:
+            networks.append(ipaddress.ip_network(str(item), strict=False))
+        except ValueError:
+            raise ValueError(
+                f"proxy_from: {item!r} is no balancer address or network (IP or IP/len)"
+            ) from None
+    return tuple(networks)
+
+
 class TcpRulesSMTP(SMTP):
     """aiosmtpd's SMTP server behind tcpserver's rules, rblsmtpd and
     qmail-smtpd's recipient check (see the module docstring), for one
     connection.  ``handler`` is an aiosmtpd handler; ``policy`` the
     shared :class:`RelayPolicy`; the other keyword arguments are
-    aiosmtpd's (``proxy_protocol_timeout`` makes a PROXY header, v1 or
-    v2, required first, and its source address the client)."""
+    aiosmtpd's, but for the PROXY protocol, which takes two together:
+    ``proxy_protocol_timeout`` (seconds) makes a PROXY header, v1 or v2,
+    required first from a peer in ``proxy_from`` (the balancers: IP
+    addresses or networks, as text), and its source address the client.
+    A peer outside ``proxy_from`` is a client like any other, checked by
+    its own address (a PROXY line from it is an unknown command): whoever
+    may send the header chooses the address that is checked.  ValueError
+    when only one of the two is given, or for a bad one."""
 
-    def __init__(self, handler: Any, policy: RelayPolicy, **smtp_options: Any) -> None:
+    def __init__(
+        self,
+        handler: Any,
+        policy: RelayPolicy,
+        *,
+        proxy_from: Iterable[str] | None = None,
+        **smtp_options: Any,
+    ) -> None:
         self.policy = policy
         self._proxy_wait: float | None = smtp_options.pop("proxy_protocol_timeout", None)
         if self._proxy_wait is not None and not self._proxy_wait > 0:
             raise ValueError("proxy_protocol_timeout must be > 0")
+        if self._proxy_wait is not None and proxy_from is None:
+            raise ValueError(
+                "proxy_protocol_timeout needs proxy_from, the balancers whose PROXY header is "
+                "believed: from any other peer, a header would choose the address checked"
+            )
+        if proxy_from is not None and self._proxy_wait is None:
+            raise ValueError("proxy_from goes with proxy_protocol_timeout")
+        self._balancers: Balancers = () if proxy_from is None else _balancers(proxy_from)
         super().__init__(_Chain(handler, policy), **smtp_options)
+
+    def _from_balancer(self, address: str | None) -> bool:
+        """Whether the peer at ``address`` is one whose PROXY header is
+        believed (an IPv4-mapped address as its IPv4 form)."""
+        try:
+            peer = ipaddress.ip_address(tcpremoteip(address or ""))
+        except ValueError:
+            return False
+        return any(peer in network for network in self._balancers)
 
     def _create_session(self) -> TcpRulesSession:
         return TcpRulesSession(self.loop)
@@ -341,7 +394,7 @@ class TcpRulesSMTP(SMTP):
         transport = self.transport
         remote = _endpoint(session.peer)
         local = _endpoint(transport.get_extra_info("sockname"))
-        if self._proxy_wait is not None:
+        if self._proxy_wait is not None and self._from_balancer(remote[0]):
             proxy = await self._read_proxy()
             if proxy is None:
                 transport.close()
