@@ -6,7 +6,9 @@ administrator can make of them.  Each test pins a fault found in review
 
 from __future__ import annotations
 
+import os
 import socket
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,7 +19,7 @@ from dnsoracle import StubDns
 from rules_helpers import compile_rules
 from test_relay import rblsmtpd_oracle, serving
 
-from pycdb.integrations.aiosmtpd import RelayPolicy
+from pycdb.integrations.aiosmtpd import RelayPolicy, read_rcpthosts
 from pycdb.remotehost import RemoteHost, RemoteHostResolver
 from pycdb.rules import RuleSet
 
@@ -175,3 +177,37 @@ def test_proxy_protocol_needs_the_balancers_named(tmp_path: Path) -> None:
         policy.smtp(NoHandler(), proxy_protocol_timeout=5, proxy_from=["lb.example"])
     with pytest.raises(ValueError, match="one string"):
         policy.smtp(NoHandler(), proxy_protocol_timeout=5, proxy_from="127.0.0.1")
+
+
+# ---- rcpthosts: a file, never a FIFO or a device -------------------------------------------
+
+
+def test_read_rcpthosts_refuses_a_fifo_and_a_device(tmp_path: Path) -> None:
+    """read_rcpthosts opened its file with a blocking open() and read it
+    whole: a FIFO with no writer hung the relay at start for ever, and
+    /dev/zero filled its memory.  Now, as every pycdb reader: OSError."""
+    fifo = tmp_path / "rcpthosts"
+    os.mkfifo(fifo)
+    result: list[object] = []
+
+    def read() -> None:
+        try:
+            result.append(read_rcpthosts(fifo))
+        except OSError as exc:
+            result.append(exc)
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    reader.join(5)
+    if reader.is_alive():
+        with open(fifo, "wb"):  # release the reader
+            pass
+        reader.join(5)
+        pytest.fail("read_rcpthosts waited for a writer on a FIFO")
+    assert isinstance(result[0], OSError) and "FIFO" in str(result[0]), result
+    with pytest.raises(OSError, match="character device"):
+        read_rcpthosts("/dev/zero")
+    with pytest.raises(IsADirectoryError):
+        read_rcpthosts(tmp_path)
+    (tmp_path / "real").write_bytes(b"A.example\n# x\n\n.b.example \t\nc.example")
+    assert read_rcpthosts(tmp_path / "real") == {"a.example", ".b.example", "c.example"}

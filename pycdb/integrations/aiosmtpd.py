@@ -68,6 +68,7 @@ from typing import Any, Protocol, Union
 from aiosmtpd.proxy_protocol import V2_CMD, ProxyData, get_proxy
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
+from .._files import open_read
 from ..remotehost import RemoteHost, RemoteHostResolver, tcpremoteip
 
 __all__ = [
@@ -119,8 +120,11 @@ def read_rcpthosts(path: str | os.PathLike[str]) -> frozenset[str]:
     ``control_readfile`` reads it: one per line, trailing blanks removed,
     empty lines and lines starting with ``#`` skipped; lower-cased (qmail
     compares without case).  OSError when the file cannot be read (qmail
-    without the file accepts every domain: refuse to start instead)."""
-    with open(path, "rb") as f:
+    without the file accepts every domain: refuse to start instead),
+    for a directory, and for anything but a regular file (a FIFO, a
+    device), which is refused at once as every pycdb reader refuses it."""
+    fd, _ = open_read(path)
+    with open(fd, "rb", closefd=True) as f:
         text = f.read()
     out = set()
     for line in text.split(b"\n"):
