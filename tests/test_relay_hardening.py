@@ -7,7 +7,9 @@ administrator can make of them.  Each test pins a fault found in review
 from __future__ import annotations
 
 import os
+import smtplib
 import socket
+import subprocess
 import threading
 import time
 from collections.abc import Iterator
@@ -16,8 +18,9 @@ from typing import Any
 
 import pytest
 from dnsoracle import StubDns
+from helpers import child_env, python
 from rules_helpers import compile_rules
-from test_relay import rblsmtpd_oracle, serving
+from test_relay import RELAY, rblsmtpd_oracle, serving
 
 from pycdb.integrations.aiosmtpd import RelayPolicy, read_rcpthosts
 from pycdb.remotehost import RemoteHost, RemoteHostResolver
@@ -211,3 +214,88 @@ def test_read_rcpthosts_refuses_a_fifo_and_a_device(tmp_path: Path) -> None:
         read_rcpthosts(tmp_path)
     (tmp_path / "real").write_bytes(b"A.example\n# x\n\n.b.example \t\nc.example")
     assert read_rcpthosts(tmp_path / "real") == {"a.example", ".b.example", "c.example"}
+
+
+# ---- examples/relay.py: errors are one line and djb's exit codes ---------------------------
+
+
+def run_relay(tmp_path: Path, *args: str, prelude: str = "") -> subprocess.CompletedProcess[str]:
+    """examples/relay.py with good files but for ``args``, which override
+    them (the last of an option wins in argparse); a prelude of Python
+    runs first, in the same process."""
+    rules = tmp_path / "rules.cdb"
+    if not rules.exists():
+        compile_rules(b":allow\n", rules)
+        (tmp_path / "rcpthosts").write_text("local.example\n")
+    argv = ["--rules", str(rules), "--rcpthosts", str(tmp_path / "rcpthosts")]
+    argv += ["--maildir", str(tmp_path / "Maildir"), "--listen", "127.0.0.1:0", *args]
+    code = f"{prelude}\nimport runpy, sys\nsys.argv = ['relay.py', *{argv!r}]\n"
+    code += f"runpy.run_path({str(RELAY)!r}, run_name='__main__')"
+    return subprocess.run(
+        python("-c", code), capture_output=True, text=True, timeout=30, env=child_env()
+    )
+
+
+@pytest.mark.parametrize(
+    ("args", "status", "says"),
+    [
+        (["--listen", "127.0.0.1:99999"], 100, "port 0-65535"),
+        (["--listen", "127.0.0.1:x"], 100, "HOST:PORT"),
+        (["--listen", "127.0.0.1:\u0661"], 100, "HOST:PORT"),
+        (["--dns-server", "dns.example"], 100, "--dns-server needs an IP address"),
+        (["--dns-server", "999.1.1.1"], 100, "--dns-server needs an IP address"),
+        (["--bogus"], 100, "unrecognized arguments"),
+        (["--rules", "/nonexistent/rules.cdb"], 111, "No such file"),
+        (["--rules", "/"], 111, "Is a directory"),
+        (["--rules", "RULES_TEXT"], 111, "unable to read the rules database"),
+        (["--rcpthosts", "/nonexistent/rcpthosts"], 111, "No such file"),
+        (["--rcpthosts", "/dev/zero"], 111, "character device"),
+        (["--maildir", "/etc/passwd"], 111, "not a Maildir"),
+        (["--listen", "192.0.2.1:25"], 111, "192.0.2.1"),
+    ],
+)
+def test_relay_command_errors(tmp_path: Path, args: list[str], status: int, says: str) -> None:
+    """Bad usage was a traceback (a port past 65535, a --dns-server that
+    is no address) or argparse's exit 2; rules text given as --rules was
+    a traceback; a Maildir that is a file was accepted, and every message
+    then answered 500.  Now: one line, 100 for usage, 111 for a file or
+    an address that cannot be had, before listening."""
+    (tmp_path / "rules.txt").write_text(":allow\n")
+    args = [str(tmp_path / "rules.txt") if a == "RULES_TEXT" else a for a in args]
+    done = run_relay(tmp_path, *args)
+    assert (done.returncode, done.stdout) == (status, ""), done.stderr
+    assert "Traceback" not in done.stderr and says in done.stderr, done.stderr
+    assert done.stderr.splitlines()[-1].startswith("relay.py: "), done.stderr
+
+
+def test_relay_without_aiosmtpd(tmp_path: Path) -> None:
+    done = run_relay(tmp_path, prelude="import sys; sys.modules['aiosmtpd'] = None")
+    assert done.returncode == 111 and "Traceback" not in done.stderr, done.stderr
+    assert "pip install 'pycdb-toolkit[aiosmtpd]'" in done.stderr
+
+
+def test_relay_answers_451_when_the_maildir_fails(tmp_path: Path) -> None:
+    """A message the Maildir cannot take was answered 500 with the
+    Python exception's text (the sender bounces the mail: it is lost).
+    qmail-smtpd answers a failed queue with 451: the sender tries again."""
+    compile_rules(b":allow\n", tmp_path / "rules.cdb")
+    (tmp_path / "rcpthosts").write_text("local.example\n")
+    argv = python(str(RELAY), "--rules", str(tmp_path / "rules.cdb"))
+    argv += ["--rcpthosts", str(tmp_path / "rcpthosts"), "--maildir", str(tmp_path / "Maildir")]
+    argv += ["--listen", "127.0.0.1:0", "--dns-server", "127.0.0.1"]
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=child_env())
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline()
+        port = int(line.rsplit(b":", 1)[1])
+        (tmp_path / "Maildir" / "tmp").rmdir()
+        (tmp_path / "Maildir" / "tmp").write_text("not a directory any more")
+        with smtplib.SMTP("127.0.0.1", port, timeout=30) as smtp:
+            smtp.ehlo("x")
+            smtp.mail("a@b.example")
+            smtp.rcpt("bob@local.example")
+            code, text = smtp.data(b"Subject: x\r\n\r\nbody\r\n")
+        assert (code, text) == (451, b"qq write error or disk full (#4.3.0)")
+    finally:
+        proc.terminate()
+        proc.communicate(timeout=10)
