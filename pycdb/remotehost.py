@@ -391,6 +391,14 @@ def _failure(question: _Question, exc: BaseException) -> _Reply:
     return _Reply((), Outcome.TEMPORARY_FAILURE, f"{asked}: {exc}")
 
 
+def _is_ip(text: object) -> bool:
+    try:
+        ipaddress.ip_address(text)  # type: ignore[arg-type]
+    except ValueError:
+        return False
+    return True
+
+
 class RemoteHostResolver:
     """Computes TCPREMOTEHOST for clients: :meth:`lookup` blocks,
     :meth:`lookup_async` is a coroutine; both follow tcpserver (see the
@@ -409,8 +417,9 @@ class RemoteHostResolver:
     ucspi-tcp-ipv6 tcpserver does (its numeric names read as its
     ``dns_ip6`` reads them); the classic tcpserver asks A only.
 
-    ValueError for a bad nameserver address or a timeout that is not a
-    positive number."""
+    ValueError for a bad nameserver address (or one address given as a
+    string, not in a sequence), a port outside 1-65535, or a timeout that
+    is not a positive number."""
 
     def __init__(
         self,
@@ -425,10 +434,20 @@ class RemoteHostResolver:
         timeout = float(timeout)
         if not 0 < timeout < float("inf"):
             raise ValueError(f"timeout must be a positive number of seconds, not {timeout!r}")
+        if isinstance(nameservers, (str, bytes)):
+            raise ValueError(
+                f"nameservers is a sequence of addresses, not one string: [{nameservers!r}]"
+            )
         servers = list(dnscache_ips() if nameservers is None else nameservers)
         if not servers:
             raise ValueError("no DNS server to ask")
-        servers = [str(ipaddress.ip_address(server)) for server in servers]
+        try:
+            servers = [str(ipaddress.ip_address(server)) for server in servers]
+        except ValueError:
+            bad = next(x for x in servers if not _is_ip(x))
+            raise ValueError(f"nameservers: {bad!r} is no IP address") from None
+        if not (isinstance(port, int) and 0 < port < 65536):
+            raise ValueError(f"port must be 1-65535, not {port!r}")
         self.paranoid = paranoid
         self.nameservers = tuple(servers)
         self.port = port

@@ -414,3 +414,17 @@ def test_the_timeout_is_kept_when_it_spans_several_tries(form: str) -> None:
     assert got.outcome == Outcome.TIMEOUT
     assert timeout - 0.05 <= took < timeout + 0.25, took
     assert len(hole.queries()) >= 3  # it kept asking meanwhile
+
+
+def test_arguments_a_user_gets_wrong() -> None:
+    """One address given as a string was read as a sequence of one-
+    character servers ("'1' does not appear to be an IPv4 or IPv6
+    address"); a port outside 1-65535 was accepted and made every lookup
+    a silent temporary failure, like a DNS outage."""
+    with pytest.raises(ValueError, match=r"a sequence of addresses, not one string: \['127"):
+        RemoteHostResolver(nameservers="127.0.0.1")
+    for port in (0, -1, 65536, 1 << 40):
+        with pytest.raises(ValueError, match="port"):
+            RemoteHostResolver(nameservers=["127.0.0.1"], port=port)
+    with pytest.raises(ValueError, match="'dns.example' is no IP address"):
+        RemoteHostResolver(nameservers=["127.0.0.1", "dns.example"])
