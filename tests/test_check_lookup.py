@@ -311,7 +311,9 @@ def test_explain_with_lookup(
 # ---- review: what a failed lookup tells the administrator -------------------------------
 
 
-@pytest.mark.parametrize(("mode", "outcome"), [("blackhole", b"timeout"), ("refused", b"temporary")])
+@pytest.mark.parametrize(
+    ("mode", "outcome"), [("blackhole", b"timeout"), ("refused", b"temporary")]
+)
 def test_a_failed_lookup_is_said_on_stderr(
     rules_cdb: Path, capfdbinary: pytest.CaptureFixture[bytes], mode: str, outcome: bytes
 ) -> None:

@@ -299,3 +299,15 @@ def test_relay_answers_451_when_the_maildir_fails(tmp_path: Path) -> None:
     finally:
         proc.terminate()
         proc.communicate(timeout=10)
+
+
+def test_rcpthosts_given_as_a_path_is_refused(tmp_path: Path) -> None:
+    """RelayPolicy(rules, "/var/qmail/control/rcpthosts", resolver), the
+    path where the domains belong, was taken as the set of its characters:
+    every real domain refused, and a one-letter domain in the path
+    accepted.  Now a ValueError naming read_rcpthosts."""
+    compile_rules(b":allow\n", tmp_path / "rules.cdb")
+    rules = RuleSet(tmp_path / "rules.cdb")
+    with pytest.raises(ValueError, match="read_rcpthosts"):
+        RelayPolicy(rules, "/var/qmail/control/rcpthosts", None)
+    assert RelayPolicy(rules, ["Local.Example"], None).in_rcpthosts("a@LOCAL.example")

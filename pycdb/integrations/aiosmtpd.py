@@ -149,8 +149,9 @@ class RelayPolicy:
 
     ``rules``: the rules check (a :class:`pycdb.rules.RuleSet`).
     ``rcpthosts``: the domains qmail-smtpd accepts mail for without
-    RELAYCLIENT (:func:`read_rcpthosts` reads qmail's file); compared
-    lower-cased, a leading ``.`` covering the names under a domain.
+    RELAYCLIENT, an iterable of str (:func:`read_rcpthosts` reads qmail's
+    file; a path or one string is a ValueError); compared lower-cased, a
+    leading ``.`` covering the names under a domain.
     ``resolver``: computes TCPREMOTEHOST (paranoid unless made
     otherwise); None looks up no name, as ``tcpserver -H``.
     ``local_host``: TCPLOCALHOST (``tcpserver -l``), None to leave it
@@ -166,6 +167,11 @@ class RelayPolicy:
         local_host: str | None = None,
         rblsmtpd_timeout: float = RBLSMTPD_TIMEOUT,
     ) -> None:
+        if isinstance(rcpthosts, (str, bytes, os.PathLike)):
+            raise ValueError(
+                f"rcpthosts is the domains themselves, not a file or one string "
+                f"({rcpthosts!r}): read_rcpthosts(path) reads qmail's control/rcpthosts"
+            )
         self.rules = rules
         self.rcpthosts = frozenset(domain.lower() for domain in rcpthosts)
         self.resolver = resolver
