@@ -311,3 +311,16 @@ def test_rcpthosts_given_as_a_path_is_refused(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="read_rcpthosts"):
         RelayPolicy(rules, "/var/qmail/control/rcpthosts", None)
     assert RelayPolicy(rules, ["Local.Example"], None).in_rcpthosts("a@LOCAL.example")
+
+
+def test_proxy_unknown_leaves_the_balancer_as_the_client(tmp_path: Path) -> None:
+    """The PROXY protocol says a receiver uses the connection's own
+    endpoints for "PROXY UNKNOWN" (v1) and LOCAL (v2, health checks): the
+    client checked is then the balancer itself, so rules must give the
+    balancer's address no relay rights (documented on TcpRulesSMTP)."""
+    policy = rules_policy(tmp_path, b'127.0.0.5:allow,RELAYCLIENT=""\n:allow\n')
+    with serving(policy, NoHandler(), proxy_protocol_timeout=5, proxy_from=["127.0.0.5"]) as port:
+        s = socket.create_connection(("127.0.0.1", port), 10, ("127.0.0.5", 0))
+        with s:
+            s.sendall(b"PROXY UNKNOWN\r\n")
+            assert b"250 ok\r\n" in conversation(s, RELAY_ATTEMPT)

@@ -332,7 +332,10 @@ class TcpRulesSMTP(SMTP):
     addresses or networks, as text), and its source address the client.
     A peer outside ``proxy_from`` is a client like any other, checked by
     its own address (a PROXY line from it is an unknown command): whoever
-    may send the header chooses the address that is checked.  ValueError
+    may send the header chooses the address that is checked.  As the
+    PROXY protocol requires, a ``PROXY UNKNOWN`` (v1) or LOCAL (v2, health
+    checks) header leaves the balancer's own address as the client: give
+    the balancers' addresses no RELAYCLIENT in the rules.  ValueError
     when only one of the two is given, or for a bad one."""
 
     def __init__(
