@@ -324,3 +324,19 @@ def test_proxy_unknown_leaves_the_balancer_as_the_client(tmp_path: Path) -> None
         with s:
             s.sendall(b"PROXY UNKNOWN\r\n")
             assert b"250 ok\r\n" in conversation(s, RELAY_ATTEMPT)
+
+
+def test_rcpthosts_folds_ascii_case_only(tmp_path: Path) -> None:
+    """qmail's constmap folds only A-Z.  str.lower() also folds, e.g.,
+    the Kelvin sign U+212A into 'k', so 'x@\u212aey.example' was taken as
+    a recipient at key.example, a domain it is not (qmail refuses it)."""
+    compile_rules(b":allow\n", tmp_path / "rules.cdb")
+    policy = RelayPolicy(RuleSet(tmp_path / "rules.cdb"), ["key.example", ".KEY.example"], None)
+    assert policy.in_rcpthosts("x@KEY.Example") and policy.in_rcpthosts("x@mx.key.EXAMPLE")
+    assert not policy.in_rcpthosts("x@\u212aey.example")
+    assert not policy.in_rcpthosts("x@mx.\u212aey.example")
+    assert RelayPolicy(RuleSet(tmp_path / "rules.cdb"), ["\u212aey.example"], None).rcpthosts == {
+        "\u212aey.example"
+    }
+    (tmp_path / "rcpthosts").write_bytes("\u212aEY.example\n".encode())
+    assert read_rcpthosts(tmp_path / "rcpthosts") == {"\u212aey.example"}

@@ -33,7 +33,7 @@ what each link does, in order, with a :class:`RelayPolicy`:
 * **qmail-smtpd**: with ``RELAYCLIENT`` set, every recipient is
   accepted and the variable's value appended to it; without it only a
   recipient whose domain, or a suffix of it starting at a ``.``, is in
-  rcpthosts (compared without case, as qmail's constmap does), and the
+  rcpthosts (compared without ASCII case, as qmail's constmap does), and the
   others are refused with qmail's ``553 sorry, that domain isn't in my
   list of allowed rcpthosts (#5.7.1)``.  A recipient without ``@`` is
   accepted (qmail adds its own domain).
@@ -115,11 +115,21 @@ class Rules(Protocol):
     def check(self, ip: str, host: str | None = None, info: str | None = None) -> Decision: ...
 
 
+_ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
+
+
+def _ascii_lower(text: str) -> str:
+    """``text`` with A-Z lower-cased and nothing else, as qmail's
+    ``case_diffb`` folds (str.lower() would also fold, e.g., the Kelvin
+    sign U+212A into ``k``)."""
+    return text.translate(_ASCII_LOWER)
+
+
 def read_rcpthosts(path: str | os.PathLike[str]) -> frozenset[str]:
     """The domains of a qmail ``control/rcpthosts`` file, read as qmail's
     ``control_readfile`` reads it: one per line, trailing blanks removed,
-    empty lines and lines starting with ``#`` skipped; lower-cased (qmail
-    compares without case).  OSError when the file cannot be read (qmail
+    empty lines and lines starting with ``#`` skipped; ASCII letters
+    lower-cased (qmail compares without ASCII case).  OSError when the file cannot be read (qmail
     without the file accepts every domain: refuse to start instead),
     for a directory, and for anything but a regular file (a FIFO, a
     device), which is refused at once as every pycdb reader refuses it."""
@@ -130,7 +140,7 @@ def read_rcpthosts(path: str | os.PathLike[str]) -> frozenset[str]:
     for line in text.split(b"\n"):
         line = line.rstrip(b" \t")
         if line and line[:1] != b"#":
-            out.add(line.decode("utf-8", "surrogateescape").lower())
+            out.add(_ascii_lower(line.decode("utf-8", "surrogateescape")))
     return frozenset(out)
 
 
@@ -150,7 +160,7 @@ class RelayPolicy:
     ``rules``: the rules check (a :class:`pycdb.rules.RuleSet`).
     ``rcpthosts``: the domains qmail-smtpd accepts mail for without
     RELAYCLIENT, an iterable of str (:func:`read_rcpthosts` reads qmail's
-    file; a path or one string is a ValueError); compared lower-cased, a
+    file; a path or one string is a ValueError); compared with A-Z lower-cased, a
     leading ``.`` covering the names under a domain.
     ``resolver``: computes TCPREMOTEHOST (paranoid unless made
     otherwise); None looks up no name, as ``tcpserver -H``.
@@ -173,19 +183,19 @@ class RelayPolicy:
                 f"({rcpthosts!r}): read_rcpthosts(path) reads qmail's control/rcpthosts"
             )
         self.rules = rules
-        self.rcpthosts = frozenset(domain.lower() for domain in rcpthosts)
+        self.rcpthosts = frozenset(_ascii_lower(domain) for domain in rcpthosts)
         self.resolver = resolver
         self.local_host = local_host
         self.rblsmtpd_timeout = rblsmtpd_timeout
 
     def in_rcpthosts(self, address: str) -> bool:
         """qmail's ``rcpthosts()``: True when ``address`` has no ``@``, or
-        the domain after its last ``@`` (lower-cased), or a suffix of it
+        the domain after its last ``@`` (A-Z lower-cased), or a suffix of it
         starting at a ``.``, is in rcpthosts."""
         at = address.rfind("@")
         if at < 0:
             return True
-        domain = address[at + 1 :].lower()
+        domain = _ascii_lower(address[at + 1 :])
         if domain in self.rcpthosts:
             return True
         dot = domain.find(".")
