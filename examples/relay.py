@@ -4,7 +4,7 @@ rcpthosts/RELAYCLIENT, on aiosmtpd (pycdb.integrations.aiosmtpd).
 
     python examples/relay.py --rules RULES.cdb --rcpthosts FILE \\
         --listen HOST:PORT [--paranoid | --no-paranoid] [--dns-server IP] \\
-        --maildir DIR
+        [--defer-on-dns-failure] --maildir DIR
 
 Every accepted message is stored in the Maildir DIR, once per recipient,
 with the two lines qmail-local puts in front of a Maildir delivery:
@@ -17,7 +17,11 @@ The rules database is read again for every connection (tcpserver opens
 it per connection), so ``pycdb make RULES.cdb RULES.tmp < RULES`` takes
 effect from the next client on.  Host names are looked up as
 ``tcpserver -p`` (``--paranoid``, the default) or ``-P`` would, asking
-``--dns-server`` or the servers in $DNSCACHEIP.  It prints
+``--dns-server`` or the servers in $DNSCACHEIP; with
+``--defer-on-dns-failure``, a client whose lookup failed for now gets
+451 (try later) instead of qmail's 553 for a recipient outside
+rcpthosts, so a host relaying by name does not see its mail bounced
+while DNS fails.  It prints
 ``relay.py: listening on HOST:PORT`` once it accepts connections
 (``--listen 127.0.0.1:0`` picks a free port) and stops on SIGTERM or
 SIGINT.  Exit 100 for bad usage; 111, with one ``relay.py: fatal:``
@@ -148,6 +152,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     mode.add_argument("--paranoid", dest="paranoid", action="store_true", default=True)
     mode.add_argument("--no-paranoid", dest="paranoid", action="store_false")
     parser.add_argument("--dns-server", metavar="IP", help="default: $DNSCACHEIP")
+    parser.add_argument(
+        "--defer-on-dns-failure",
+        action="store_true",
+        help="answer 451, not qmail's 553, to a recipient outside rcpthosts when the "
+        "client's name could not be looked up for now",
+    )
     parser.add_argument("--maildir", required=True, metavar="DIR")
     args = parser.parse_args(argv)
     host, colon, port = args.listen.rpartition(":")
@@ -168,7 +178,12 @@ async def serve(args: argparse.Namespace) -> None:
         paranoid=args.paranoid,
         nameservers=None if args.dns_server is None else [args.dns_server],
     )
-    policy = RelayPolicy(rules, read_rcpthosts(args.rcpthosts), resolver)
+    policy = RelayPolicy(
+        rules,
+        read_rcpthosts(args.rcpthosts),
+        resolver,
+        defer_on_dns_failure=args.defer_on_dns_failure,
+    )
     handler = MaildirDelivery(args.maildir)
     hostname = socket.gethostname()
     loop = asyncio.get_running_loop()

@@ -132,8 +132,10 @@ def proxied(port: int, source: str, real: str) -> socket.socket:
 
 
 def conversation(s: socket.socket, commands: bytes) -> bytes:
+    """What the server answers to ``commands``, which end with QUIT (or
+    are refused by a drop): the input is not shut down, as aiosmtpd
+    ends a conversation whose input ends."""
     s.sendall(commands)
-    s.shutdown(socket.SHUT_WR)
     return read_all(s, 10)[0]
 
 
@@ -340,3 +342,47 @@ def test_rcpthosts_folds_ascii_case_only(tmp_path: Path) -> None:
     }
     (tmp_path / "rcpthosts").write_bytes("\u212aEY.example\n".encode())
     assert read_rcpthosts(tmp_path / "rcpthosts") == {"\u212aey.example"}
+
+
+# ---- a temporary DNS failure need not bounce a relay client's mail --------------------------
+
+
+def test_a_temporary_dns_failure_can_defer_instead_of_refusing(tmp_path: Path) -> None:
+    """A host that relays by its confirmed name gets qmail's permanent 553
+    for every far recipient while DNS fails, and its mail bounces.
+    RemoteHost.temporary was there so a relay could answer 4xx instead,
+    as Postfix and Exim do, but nothing let it: the handler's handle_RCPT
+    never sees a refused recipient.  RelayPolicy(defer_on_dns_failure=True)
+    answers 451 then (never accepting: no relaying on a failure)."""
+    rules = b'=.branch.example:allow,RELAYCLIENT=""\n:allow\n'
+    with StubDns("refused", "127.0.0.1", 0) as refused:
+        resolver = RemoteHostResolver(nameservers=[refused.address], port=refused.port)
+        for defer, want in ((False, b"553 sorry"), (True, b"451 ")):
+            compile_rules(rules, tmp_path / "rules.cdb")
+            policy = RelayPolicy(
+                RuleSet(tmp_path / "rules.cdb", reload_interval=0),
+                ["local.example"],
+                resolver,
+                defer_on_dns_failure=defer,
+            )
+            with (
+                serving(policy, NoHandler()) as port,
+                socket.create_connection(("127.0.0.1", port), 10) as s,
+            ):
+                commands = RELAY_ATTEMPT.replace(b"QUIT", b"RCPT TO:<me@local.example>\r\nQUIT")
+                got = conversation(s, commands)
+            assert b"\r\n" + want in got, got
+            assert (b"\r\n451 " in got) is defer and (b"\r\n553 " in got) is not defer, got
+            assert b"250 ok\r\n" in got  # the local recipient is taken either way
+
+
+def test_relay_passes_defer_on_dns_failure(tmp_path: Path) -> None:
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("relay_example", RELAY)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    base = ["--rules", "r", "--rcpthosts", "h", "--listen", "127.0.0.1:0", "--maildir", "m"]
+    assert module.parse_args(base).defer_on_dns_failure is False
+    assert module.parse_args([*base, "--defer-on-dns-failure"]).defer_on_dns_failure is True

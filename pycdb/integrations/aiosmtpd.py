@@ -72,6 +72,7 @@ from .._files import open_read
 from ..remotehost import RemoteHost, RemoteHostResolver, tcpremoteip
 
 __all__ = [
+    "DNS_DEFERRED",
     "NOT_IN_RCPTHOSTS",
     "RBLSMTPD_GREETING",
     "Decision",
@@ -87,6 +88,9 @@ log = logging.getLogger("pycdb.integrations.aiosmtpd")
 
 #: qmail-smtpd's refusal of a recipient outside rcpthosts (err_nogateway).
 NOT_IN_RCPTHOSTS = "553 sorry, that domain isn't in my list of allowed rcpthosts (#5.7.1)"
+#: The answer instead of NOT_IN_RCPTHOSTS when the client's name could not
+#: be looked up for now (RelayPolicy's ``defer_on_dns_failure``).
+DNS_DEFERRED = "451 temporary failure looking up your host name, try again later (#4.4.3)"
 #: rblsmtpd's greeting and its answer to HELO, EHLO, MAIL, RSET and NOOP.
 RBLSMTPD_GREETING = "220 rblsmtpd.local"
 _RBLSMTPD_OK = "250 rblsmtpd.local"
@@ -166,7 +170,14 @@ class RelayPolicy:
     otherwise); None looks up no name, as ``tcpserver -H``.
     ``local_host``: TCPLOCALHOST (``tcpserver -l``), None to leave it
     unset.  ``rblsmtpd_timeout``: seconds before a blocked conversation
-    is dropped (rblsmtpd's ``-t``)."""
+    is dropped (rblsmtpd's ``-t``).  ``defer_on_dns_failure``: when the
+    client's name lookup failed for a reason that may pass
+    (:attr:`pycdb.remotehost.RemoteHost.temporary`), answer a recipient
+    outside rcpthosts :data:`DNS_DEFERRED` (451: try again later), as
+    Postfix and Exim do, instead of qmail's permanent 553, so that a host
+    relaying by its name does not have its mail bounced while DNS fails;
+    it never accepts such a recipient.  False (the default) is qmail's
+    behaviour."""
 
     def __init__(
         self,
@@ -176,6 +187,7 @@ class RelayPolicy:
         *,
         local_host: str | None = None,
         rblsmtpd_timeout: float = RBLSMTPD_TIMEOUT,
+        defer_on_dns_failure: bool = False,
     ) -> None:
         if isinstance(rcpthosts, (str, bytes, os.PathLike)):
             raise ValueError(
@@ -187,6 +199,7 @@ class RelayPolicy:
         self.resolver = resolver
         self.local_host = local_host
         self.rblsmtpd_timeout = rblsmtpd_timeout
+        self.defer_on_dns_failure = defer_on_dns_failure
 
     def in_rcpthosts(self, address: str) -> bool:
         """qmail's ``rcpthosts()``: True when ``address`` has no ``@``, or
@@ -298,6 +311,9 @@ class _Chain:
         relayclient = session.relayclient
         if relayclient is None:
             if not self.policy.in_rcpthosts(address):
+                remote = session.remote
+                if self.policy.defer_on_dns_failure and remote is not None and remote.temporary:
+                    return DNS_DEFERRED
                 return NOT_IN_RCPTHOSTS
         else:
             address += relayclient
