@@ -4,7 +4,7 @@ rcpthosts/RELAYCLIENT, on aiosmtpd (pycdb.integrations.aiosmtpd).
 
     python examples/relay.py --rules RULES.cdb --rcpthosts FILE \\
         --listen HOST:PORT [--paranoid | --no-paranoid] [--dns-server IP] \\
-        --maildir DIR
+        [--defer-on-dns-failure] --maildir DIR
 
 Every accepted message is stored in the Maildir DIR, once per recipient,
 with the two lines qmail-local puts in front of a Maildir delivery:
@@ -17,27 +17,56 @@ The rules database is read again for every connection (tcpserver opens
 it per connection), so ``pycdb make RULES.cdb RULES.tmp < RULES`` takes
 effect from the next client on.  Host names are looked up as
 ``tcpserver -p`` (``--paranoid``, the default) or ``-P`` would, asking
-``--dns-server`` or the servers in $DNSCACHEIP.  It prints
+``--dns-server`` or the servers in $DNSCACHEIP; with
+``--defer-on-dns-failure``, a client whose lookup failed for now gets
+451 (try later) instead of qmail's 553 for a recipient outside
+rcpthosts, so a host relaying by name does not see its mail bounced
+while DNS fails.  It prints
 ``relay.py: listening on HOST:PORT`` once it accepts connections
 (``--listen 127.0.0.1:0`` picks a free port) and stops on SIGTERM or
-SIGINT.
+SIGINT.  Exit 100 for bad usage; 111, with one ``relay.py: fatal:``
+line, when a file cannot be read (the rules database, rcpthosts, the
+Maildir), the address cannot be had, or aiosmtpd is not installed.  A
+message that cannot be stored is answered 451 (the client tries again),
+as qmail-smtpd answers when its queue fails.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import errno
+import ipaddress
 import logging
 import mailbox
+import os
 import signal
 import socket
 import sys
+from typing import NoReturn
 
-from aiosmtpd.smtp import SMTP, Envelope
-
-from pycdb.integrations.aiosmtpd import RelayPolicy, TcpRulesSession, read_rcpthosts
+import pycdb
 from pycdb.remotehost import RemoteHostResolver
 from pycdb.rules import RuleSet
+
+try:
+    from aiosmtpd.smtp import SMTP, Envelope
+
+    from pycdb.integrations.aiosmtpd import RelayPolicy, TcpRulesSession, read_rcpthosts
+except ModuleNotFoundError as exc:
+    if (exc.name or "").partition(".")[0] != "aiosmtpd":
+        raise
+    sys.stderr.write(
+        "relay.py: fatal: aiosmtpd is not installed: pip install 'pycdb-toolkit[aiosmtpd]' "
+        "(in a clone of pycdb: pip install '.[aiosmtpd]')\n"
+    )
+    sys.exit(111)
+
+#: qmail-smtpd's answer when the message could not be queued (qmail-queue's
+#: exit 53): the client keeps the message and tries again later.
+QUEUE_FAILED = "451 qq write error or disk full (#4.3.0)"
+
+log = logging.getLogger("relay.py")
 
 # qmail's quote.c: the bytes a local part may hold unquoted.
 _UNQUOTED = frozenset(c for c in range(33, 127) if chr(c) not in ' "(),:;<>@[\\]')
@@ -80,7 +109,12 @@ class MaildirDelivery:
     per recipient, as qmail-local would deliver it."""
 
     def __init__(self, maildir: str) -> None:
+        """Opens (creating it if need be) the Maildir ``maildir``; OSError
+        when it is not one (its tmp, new and cur must be directories)."""
         self.maildir = mailbox.Maildir(maildir, factory=None, create=True)
+        if not all(os.path.isdir(os.path.join(maildir, sub)) for sub in ("tmp", "new", "cur")):
+            why = "not a Maildir (its tmp, new and cur must be directories)"
+            raise NotADirectoryError(errno.ENOTDIR, why, maildir)
 
     async def handle_DATA(self, server: SMTP, session: TcpRulesSession, envelope: Envelope) -> str:
         content = envelope.original_content or b""
@@ -88,15 +122,29 @@ class MaildirDelivery:
         sender = envelope.mail_from or ""
         if sender == "<>":  # aiosmtpd's null sender (a bounce)
             sender = ""
-        for recipient in envelope.rcpt_tos:
-            self.maildir.add(qmail_local_lines(sender, recipient) + body)
+        try:
+            for recipient in envelope.rcpt_tos:
+                self.maildir.add(qmail_local_lines(sender, recipient) + body)
+        except OSError as exc:
+            # A temporary failure, as qmail-smtpd answers when the queue
+            # fails: the client tries again (copies already stored for
+            # earlier recipients are delivered again then, as qmail-local
+            # may deliver twice).  Never a 5xx: the sender would bounce it.
+            log.warning("unable to deliver to the Maildir: %s", exc)
+            return QUEUE_FAILED
         return "250 ok"
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, with djb's exit code for bad usage (100, not 2)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.print_usage(sys.stderr)
+        self.exit(100, f"{self.prog}: usage error: {message}\n")
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        prog="relay.py", description="A mail relay with qmail's access control."
-    )
+    parser = _Parser(prog="relay.py", description="A mail relay with qmail's access control.")
     parser.add_argument("--rules", required=True, help="the tcprules database (RULES.cdb)")
     parser.add_argument("--rcpthosts", required=True, help="qmail's control/rcpthosts file")
     parser.add_argument("--listen", required=True, metavar="HOST:PORT")
@@ -104,12 +152,23 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     mode.add_argument("--paranoid", dest="paranoid", action="store_true", default=True)
     mode.add_argument("--no-paranoid", dest="paranoid", action="store_false")
     parser.add_argument("--dns-server", metavar="IP", help="default: $DNSCACHEIP")
+    parser.add_argument(
+        "--defer-on-dns-failure",
+        action="store_true",
+        help="answer 451, not qmail's 553, to a recipient outside rcpthosts when the "
+        "client's name could not be looked up for now",
+    )
     parser.add_argument("--maildir", required=True, metavar="DIR")
     args = parser.parse_args(argv)
     host, colon, port = args.listen.rpartition(":")
-    if not colon or not port.isdigit():
-        parser.error(f"--listen needs HOST:PORT, not {args.listen!r}")
+    if not colon or not (port.isascii() and port.isdigit()) or int(port) > 65535:
+        parser.error(f"--listen needs HOST:PORT (a port 0-65535), not {args.listen!r}")
     args.host, args.port = host.strip("[]"), int(port)
+    if args.dns_server is not None:
+        try:
+            ipaddress.ip_address(args.dns_server)
+        except ValueError:
+            parser.error(f"--dns-server needs an IP address, not {args.dns_server!r}")
     return args
 
 
@@ -119,7 +178,12 @@ async def serve(args: argparse.Namespace) -> None:
         paranoid=args.paranoid,
         nameservers=None if args.dns_server is None else [args.dns_server],
     )
-    policy = RelayPolicy(rules, read_rcpthosts(args.rcpthosts), resolver)
+    policy = RelayPolicy(
+        rules,
+        read_rcpthosts(args.rcpthosts),
+        resolver,
+        defer_on_dns_failure=args.defer_on_dns_failure,
+    )
     handler = MaildirDelivery(args.maildir)
     hostname = socket.gethostname()
     loop = asyncio.get_running_loop()
@@ -143,6 +207,9 @@ def main(argv: list[str] | None = None) -> int:
         asyncio.run(serve(args))
     except OSError as exc:
         print(f"relay.py: fatal: {exc}", file=sys.stderr)
+        return 111
+    except pycdb.Error as exc:  # a damaged rules database, or rules text given as one
+        print(f"relay.py: fatal: unable to read the rules database: {exc}", file=sys.stderr)
         return 111
     return 0
 

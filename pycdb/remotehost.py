@@ -36,7 +36,8 @@ Deliberate differences, all in how long a failure takes: djbdns' resolver
 tries a failing server three times over about 11 s and a silent one for
 about 59 s (tests/test_dns_oracle.py records both); this module gives up
 on the first SERVFAIL or REFUSED and never takes longer than ``timeout``
-seconds in all (:data:`DEFAULT_TIMEOUT`).  It also says *why* there is no
+seconds in all (:data:`DEFAULT_TIMEOUT`; 0.15 s more at worst), asking
+each server again every :data:`TRY_TIMEOUT` seconds meanwhile.  It also says *why* there is no
 name (:class:`Outcome`), which tcpserver keeps to itself, so that a relay
 can answer a temporary failure with a 4xx as Postfix and Exim do.
 
@@ -390,6 +391,14 @@ def _failure(question: _Question, exc: BaseException) -> _Reply:
     return _Reply((), Outcome.TEMPORARY_FAILURE, f"{asked}: {exc}")
 
 
+def _is_ip(text: object) -> bool:
+    try:
+        ipaddress.ip_address(text)  # type: ignore[arg-type]
+    except ValueError:
+        return False
+    return True
+
+
 class RemoteHostResolver:
     """Computes TCPREMOTEHOST for clients: :meth:`lookup` blocks,
     :meth:`lookup_async` is a coroutine; both follow tcpserver (see the
@@ -408,8 +417,9 @@ class RemoteHostResolver:
     ucspi-tcp-ipv6 tcpserver does (its numeric names read as its
     ``dns_ip6`` reads them); the classic tcpserver asks A only.
 
-    ValueError for a bad nameserver address or a timeout that is not a
-    positive number."""
+    ValueError for a bad nameserver address (or one address given as a
+    string, not in a sequence), a port outside 1-65535, or a timeout that
+    is not a positive number."""
 
     def __init__(
         self,
@@ -424,10 +434,20 @@ class RemoteHostResolver:
         timeout = float(timeout)
         if not 0 < timeout < float("inf"):
             raise ValueError(f"timeout must be a positive number of seconds, not {timeout!r}")
+        if isinstance(nameservers, (str, bytes)):
+            raise ValueError(
+                f"nameservers is a sequence of addresses, not one string: [{nameservers!r}]"
+            )
         servers = list(dnscache_ips() if nameservers is None else nameservers)
         if not servers:
             raise ValueError("no DNS server to ask")
-        servers = [str(ipaddress.ip_address(server)) for server in servers]
+        try:
+            servers = [str(ipaddress.ip_address(server)) for server in servers]
+        except ValueError:
+            bad = next(x for x in servers if not _is_ip(x))
+            raise ValueError(f"nameservers: {bad!r} is no IP address") from None
+        if not (isinstance(port, int) and 0 < port < 65536):
+            raise ValueError(f"port must be 1-65535, not {port!r}")
         self.paranoid = paranoid
         self.nameservers = tuple(servers)
         self.port = port
@@ -451,69 +471,92 @@ class RemoteHostResolver:
             f"port={self.port} timeout={self.timeout}>"
         )
 
+    def _round(self, left: float) -> float:
+        """The lifetime of one call of dnspython's resolve(): one round of
+        tries (each server once), or the time left if that is less.
+
+        dnspython sleeps between rounds (0.1 s, doubling up to 2 s) and
+        looks at its lifetime only after the sleep, so a lifetime spanning
+        several rounds overran it by up to 2 s; one round a call, asked
+        again while time is left, overruns it by 0.1 s at most."""
+        return min(left, self._sync.timeout * len(self.nameservers))
+
     def lookup(self, ip: Address) -> RemoteHost:
         """TCPREMOTEHOST for a client at ``ip`` (text or an ``ipaddress``
-        address), blocking for at most about ``timeout`` seconds.  Never
-        raises for DNS trouble (that is an :class:`Outcome`); ValueError
-        when ``ip`` is no IP address."""
+        address), blocking for at most about ``timeout`` seconds (0.1 s
+        more at worst).  Never raises for DNS trouble (that is an
+        :class:`Outcome`); ValueError when ``ip`` is no IP address."""
         steps = _steps(ip, self.paranoid, self.aaaa_for_ipv4)
         deadline = time.monotonic() + self.timeout
         question = next(steps)
         while True:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                reply = _failure(question, _OUT_OF_TIME)
-            else:
-                try:
-                    answer = self._sync.resolve(
-                        question.name,
-                        question.rdtype,
-                        raise_on_no_answer=False,
-                        lifetime=left,
-                        search=False,
-                    )
-                except (dns.exception.DNSException, OSError) as exc:
-                    reply = _failure(question, exc)
-                else:
-                    reply = _Reply(_records(answer, question.rdtype), None, "")
+            reply = self._ask(question, deadline)
             try:
                 question = steps.send(reply)
             except StopIteration as stop:
                 result: RemoteHost = stop.value
                 return result
 
+    def _ask(self, question: _Question, deadline: float) -> _Reply:
+        """One question, blocking, in rounds until an answer, a failure
+        or the deadline (time.monotonic())."""
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return _failure(question, _OUT_OF_TIME)
+            try:
+                answer = self._sync.resolve(
+                    question.name,
+                    question.rdtype,
+                    raise_on_no_answer=False,
+                    lifetime=self._round(left),
+                    search=False,
+                )
+            except dns.resolver.LifetimeTimeout:
+                continue  # a round without an answer: another, while time is left
+            except (dns.exception.DNSException, OSError) as exc:
+                return _failure(question, exc)
+            return _Reply(_records(answer, question.rdtype), None, "")
+
     async def lookup_async(self, ip: Address) -> RemoteHost:
         """The asyncio form of :meth:`lookup` (dnspython's asyncio
         resolver): the same answers, never longer than about ``timeout``
-        seconds (an ``asyncio`` timeout backs dnspython's own)."""
+        seconds (0.15 s more at worst; an ``asyncio`` timeout backs
+        dnspython's own)."""
         steps = _steps(ip, self.paranoid, self.aaaa_for_ipv4)
         deadline = time.monotonic() + self.timeout
         question = next(steps)
         while True:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                reply = _failure(question, _OUT_OF_TIME)
-            else:
-                try:
-                    answer = await asyncio.wait_for(
-                        self._async.resolve(
-                            question.name,
-                            question.rdtype,
-                            raise_on_no_answer=False,
-                            lifetime=left,
-                            search=False,
-                        ),
-                        left + 0.5,
-                    )
-                except (dns.exception.DNSException, OSError, asyncio.TimeoutError) as exc:
-                    reply = _failure(question, exc)
-                else:
-                    reply = _Reply(_records(answer, question.rdtype), None, "")
+            reply = await self._ask_async(question, deadline)
             try:
                 question = steps.send(reply)
             except StopIteration as stop:
                 result: RemoteHost = stop.value
                 return result
+
+    async def _ask_async(self, question: _Question, deadline: float) -> _Reply:
+        """:meth:`_ask`, with asyncio."""
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return _failure(question, _OUT_OF_TIME)
+            lifetime = self._round(left)
+            try:
+                answer = await asyncio.wait_for(
+                    self._async.resolve(
+                        question.name,
+                        question.rdtype,
+                        raise_on_no_answer=False,
+                        lifetime=lifetime,
+                        search=False,
+                    ),
+                    lifetime + 0.15,
+                )
+            except (dns.resolver.LifetimeTimeout, asyncio.TimeoutError):
+                continue
+            except (dns.exception.DNSException, OSError) as exc:
+                return _failure(question, exc)
+            return _Reply(_records(answer, question.rdtype), None, "")
 
 
 def remote_host(ip: Address, **options: Any) -> RemoteHost:

@@ -306,3 +306,53 @@ def test_explain_with_lookup(
     assert (code, err) == (0, b"")
     assert b"TCPREMOTEHOST=mail.branch.example\n" in out
     assert b"'=.branch.example'" in out and b"DECIDES" in out
+
+
+# ---- review: what a failed lookup tells the administrator -------------------------------
+
+
+@pytest.mark.parametrize(
+    ("mode", "outcome"), [("blackhole", b"timeout"), ("refused", b"temporary")]
+)
+def test_a_failed_lookup_is_said_on_stderr(
+    rules_cdb: Path, capfdbinary: pytest.CaptureFixture[bytes], mode: str, outcome: bytes
+) -> None:
+    """The text output stays tcprulescheck's, so a DNS server that was
+    unreachable, silent or refusing printed the no-name decision as if
+    the client simply had no name, exit 0, with nothing said: an
+    administrator asking "what does this client get?" was told a wrong
+    story.  Now one warning line says the lookup failed (stdout and the
+    exit code are unchanged; --json already says it in "lookup")."""
+    with StubDns(mode) as stub:  # type: ignore[arg-type]
+        args = ["check", "--lookup", "--dns-server", stub.address, "--timeout", "1"]
+        code, out, err = run([*args, "--ip", LONE, str(rules_cdb)], capfdbinary)
+    assert (code, out) == (0, tcprulescheck(rules_cdb, LONE.encode(), None, None).stdout)
+    assert err.startswith(b"pycdb: warning: ") and err.count(b"\n") == 1, err
+    assert LONE.encode() in err and outcome in err and b"no TCPREMOTEHOST" in err, err
+
+
+def test_an_unreadable_database_is_named_before_any_lookup(
+    tmp_path: Path, capfdbinary: pytest.CaptureFixture[bytes]
+) -> None:
+    """The lookup ran before the database was opened: a mistyped path
+    was reported only after the DNS timeout (10 s by default)."""
+    with StubDns("blackhole") as hole:
+        start = time.monotonic()
+        args = ["check", "--lookup", "--dns-server", hole.address, "--timeout", "5"]
+        code, out, err = run([*args, "--ip", LONE, str(tmp_path / "missing.cdb")], capfdbinary)
+        took = time.monotonic() - start
+        assert hole.queries() == []
+    assert (code, out) == (111, b"") and b"unable to read" in err, err
+    assert took < 1, took
+
+
+@pytest.mark.parametrize("text", ["\u0661", "1_0", "\uff15", " 5"])
+def test_timeout_is_ascii_decimal(
+    tmp_path: Path, capfdbinary: pytest.CaptureFixture[bytes], text: str
+) -> None:
+    """float() takes Arabic-Indic and full-width digits and underscores;
+    a --timeout is written in ASCII, as --limit is (pycdb validate)."""
+    path = tmp_path / "rules.cdb"
+    write_cdb(path, [(b"", b"")])
+    code, out, err = run(["check", str(path), "--lookup", "--timeout", text], capfdbinary)
+    assert (code, out) == (100, b"") and b"--timeout needs a positive number" in err, err

@@ -340,7 +340,9 @@ def test_proxy_protocol_checks_the_real_client(dns: Dnsmasq, tmp_path: Path) -> 
     rules = tmp_path / "rules.cdb"
     compile_rules(RULES, rules)
     recorder = Recorder()
-    with serving(policy_for(dns, rules), recorder, proxy_protocol_timeout=5) as port:
+    with serving(
+        policy_for(dns, rules), recorder, proxy_protocol_timeout=5, proxy_from=[CONFIRMED, FORGED]
+    ) as port:
 
         def through_balancer(real: str, balancer: str) -> smtplib.SMTP:
             s = socket.create_connection(("127.0.0.1", port), 10, (balancer, 0))

@@ -391,3 +391,40 @@ def test_ipv4_mapped_client_and_aaaa_for_ipv4() -> None:
         assert both(six, "127.0.0.42").host == "127.0.0.42"
         assert both(six, "127.0.0.43").host is None
         assert both(classic, "127.0.0.43").host == "127.0.0.43.99"
+
+
+@pytest.mark.parametrize("form", ["blocking", "asyncio"])
+def test_the_timeout_is_kept_when_it_spans_several_tries(form: str) -> None:
+    """A timeout longer than one try (2 s): dnspython sleeps between
+    rounds of tries (0.1 s, doubling up to 2 s) and checked its lifetime
+    only after the sleep, so the blocking lookup took up to 2 s more
+    than ``timeout`` (11.6 s for the default 10 s, which is what
+    ``pycdb check --lookup`` waited for an unreachable DNS server), and
+    the asyncio one 0.5 s more.  Now each lookup ends within 0.25 s of
+    its timeout."""
+    timeout = 4.5
+    with StubDns("blackhole", "127.0.0.1", 0) as hole:
+        lookup = RemoteHostResolver(
+            nameservers=[hole.address], port=hole.port, timeout=timeout, cache=False
+        )
+        start = time.monotonic()
+        blocking = form == "blocking"
+        got = lookup.lookup(LONE) if blocking else asyncio.run(lookup.lookup_async(LONE))
+        took = time.monotonic() - start
+    assert got.outcome == Outcome.TIMEOUT
+    assert timeout - 0.05 <= took < timeout + 0.25, took
+    assert len(hole.queries()) >= 3  # it kept asking meanwhile
+
+
+def test_arguments_a_user_gets_wrong() -> None:
+    """One address given as a string was read as a sequence of one-
+    character servers ("'1' does not appear to be an IPv4 or IPv6
+    address"); a port outside 1-65535 was accepted and made every lookup
+    a silent temporary failure, like a DNS outage."""
+    with pytest.raises(ValueError, match=r"a sequence of addresses, not one string: \['127"):
+        RemoteHostResolver(nameservers="127.0.0.1")
+    for port in (0, -1, 65536, 1 << 40):
+        with pytest.raises(ValueError, match="port"):
+            RemoteHostResolver(nameservers=["127.0.0.1"], port=port)
+    with pytest.raises(ValueError, match="'dns.example' is no IP address"):
+        RemoteHostResolver(nameservers=["127.0.0.1", "dns.example"])

@@ -48,6 +48,7 @@ from __future__ import annotations
 import ipaddress
 import json
 import os
+import re
 from typing import TYPE_CHECKING
 
 from .._files import looks_like_text
@@ -87,6 +88,8 @@ TCPREMOTEHOST and TCPREMOTEINFO from the environment, or:
     --dns-server IP  ask this DNS server (default: $DNSCACHEIP, as tcpserver)
     --timeout SECONDS  give up the lookup after this long (default 10):
                      no name, as tcpserver after a failed lookup
+    A lookup that fails (timeout, SERVFAIL, no server) is said in one
+    "pycdb: warning:" line; the output and exit code stay the same.
   --explain      list every key tcpserver tries, in its order, which one
                  decided and why (with --json: "explain")
     --rules FILE     the rules text RULES.cdb was compiled from: also name
@@ -102,6 +105,8 @@ TCPREMOTEIP defaults to 0, as its tcprulescheck's does.
 """
 
 _VALUED = ("ip", "host", "info")
+#: A --timeout: a decimal number in ASCII, with an exponent if need be.
+_SECONDS = re.compile(r"(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
 _LOOKUP_FLAGS = ("lookup", "paranoid", "no-paranoid", "explain")
 _LOOKUP_VALUED = {"dns-server": "an IP address", "timeout": "seconds", "rules": "a file"}
 
@@ -193,18 +198,21 @@ def main(command: str, args: list[str]) -> int:
     host = values["host"] if "host" in values else environ.get(b"TCPREMOTEHOST")
     info = values["info"] if "info" in values else environ.get(b"TCPREMOTEINFO")
     ip = _client_ip(ip, lang)
-    found = _look_up(ip, more) if more.lookup else None
-    if found is not None:
-        host = None if found.host is None else found.host.encode("ascii")
+    lookup_ip = _lookup_ip(ip) if more.lookup else None
     rules_text = _rules_text(more.rules) if more.rules is not None else None
+    found = None
     explanation = None
     try:
-        if more.explain:
-            explanation = explain(
-                path, ip, host, info, rules=rules_text, rules_name=more.rules, dialect=lang.name
-            )
-        # tcprulescheck opens the file once: no reloading needed.
+        # tcprulescheck opens the file once: no reloading needed.  It is
+        # opened before the lookup, so a bad path is said at once.
         with RuleSet(path, reload_interval=float("inf"), dialect=lang.name) as rules:
+            if lookup_ip is not None:
+                found = _look_up(lookup_ip, more)
+                host = None if found.host is None else found.host.encode("ascii")
+            if more.explain:
+                explanation = explain(
+                    path, ip, host, info, rules=rules_text, rules_name=more.rules, dialect=lang.name
+                )
             decision = rules.check_text(ip, host, info)
     except CorruptError as exc:
         if looks_like_text(path):
@@ -222,6 +230,14 @@ def main(command: str, args: list[str]) -> int:
         raise Fatal(111, f"unable to read {path}: {oserror_text(exc)}") from None
     except RulesSyntaxError as exc:
         raise Fatal(100, str(exc)) from None
+    if found is not None and found.temporary and not as_json:
+        # The text is tcprulescheck's, which cannot say that the name is
+        # missing only because DNS failed (--json says it in "lookup").
+        write_err(
+            f"pycdb: warning: the lookup for {found.ip} failed ({found.outcome}: "
+            f"{found.detail}): checked with no TCPREMOTEHOST, as tcpserver goes on "
+            "after a failed lookup\n"
+        )
     out = DjbOutput()
     if as_json:
         out.put(_json_more(decision, found, explanation) if more.used else json_text(decision))
@@ -275,7 +291,9 @@ def _more(options: dict[str, str | bool]) -> _More:
     if "timeout" in options:
         text = str(options["timeout"])
         try:
-            seconds = float(text)
+            # ASCII only: float() also reads other scripts' digits,
+            # underscores and blanks around the number.
+            seconds = float(text) if _SECONDS.fullmatch(text) else float("nan")
         except ValueError:
             seconds = float("nan")
         more.timeout = seconds
@@ -286,13 +304,19 @@ def _more(options: dict[str, str | bool]) -> _More:
     return more
 
 
-def _look_up(ip: bytes, more: _More) -> RemoteHost:
-    """TCPREMOTEHOST for ``ip`` as tcpserver computes it (-p or -P)."""
-    from ..remotehost import DEFAULT_TIMEOUT, RemoteHostResolver  # dnspython only when asked
-
+def _lookup_ip(ip: bytes) -> str:
+    """``ip`` as text for --lookup; a usage error when it is no IP address."""
     text = ip.decode("ascii", "replace")
     if not _looks_like_ip(text):
         raise Fatal(100, f"--lookup needs an IP address, not {text!r}")
+    return text
+
+
+def _look_up(text: str, more: _More) -> RemoteHost:
+    """TCPREMOTEHOST for the IP address ``text`` as tcpserver computes it
+    (-p or -P)."""
+    from ..remotehost import DEFAULT_TIMEOUT, RemoteHostResolver  # dnspython only when asked
+
     resolver = RemoteHostResolver(
         paranoid=more.paranoid,
         nameservers=None if more.dns_server is None else [more.dns_server],

@@ -7,13 +7,16 @@ qmail-smtpd``.  :class:`TcpRulesSMTP` (an ``aiosmtpd.smtp.SMTP``) does
 what each link does, in order, with a :class:`RelayPolicy`:
 
 * **tcpserver**: the client's address (behind a PROXY-protocol balancer,
-  the address the PROXY header gives, not the balancer's), its
+  the address the PROXY header gives, not the balancer's; the header is
+  believed only from the balancers named, see :class:`TcpRulesSMTP`), its
   TCPREMOTEHOST computed as ``tcpserver -p`` (or ``-P``) computes it
   (:class:`pycdb.remotehost.RemoteHostResolver`; no resolver is ``-H``),
   and the rules' decision (``RuleSet.check``, no ident: ``-R``).  A
   denied client, or one whose check fails (a damaged or missing
   database), is disconnected before any greeting, as tcpserver closes
-  the connection without running its program.  The environment tcpserver
+  the connection without running its program; so is one whose name
+  lookup or check raises anything unexpected, and one that ends its
+  input (shuts down its side) before the greeting.  The environment tcpserver
   would hand its child (PROTO, TCPLOCALIP, TCPLOCALPORT, TCPLOCALHOST,
   TCPREMOTEIP, TCPREMOTEPORT, TCPREMOTEHOST, then the rules' variables,
   which may override them) is on the session, with the decision and the
@@ -23,13 +26,14 @@ what each link does, in order, with a :class:`RelayPolicy`:
   HELO, EHLO, MAIL, RSET and NOOP, 221 to QUIT, and to every other
   command ``553`` and the text after a leading ``-``, or ``451`` and the
   whole text; at most 200 bytes of it, bytes outside 32..126 as ``?``;
-  dropped after 60 seconds), byte for byte what Debian's rblsmtpd sends
-  (tests/test_relay.py compares them).  Empty or unset: no block (no RBL
+  dropped after 60 seconds in all or at the end of the client's input),
+  byte for byte what Debian's rblsmtpd sends (tests/test_relay.py and
+  tests/test_relay_hardening.py compare them).  Empty or unset: no block (no RBL
   is consulted when it is unset, unlike rblsmtpd with ``-r``).
 * **qmail-smtpd**: with ``RELAYCLIENT`` set, every recipient is
   accepted and the variable's value appended to it; without it only a
   recipient whose domain, or a suffix of it starting at a ``.``, is in
-  rcpthosts (compared without case, as qmail's constmap does), and the
+  rcpthosts (compared without ASCII case, as qmail's constmap does), and the
   others are refused with qmail's ``553 sorry, that domain isn't in my
   list of allowed rcpthosts (#5.7.1)``.  A recipient without ``@`` is
   accepted (qmail adds its own domain).
@@ -55,17 +59,20 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ipaddress
 import logging
 import os
 from collections.abc import Iterable
-from typing import Any, Protocol
+from typing import Any, Protocol, Union
 
 from aiosmtpd.proxy_protocol import V2_CMD, ProxyData, get_proxy
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
+from .._files import open_read
 from ..remotehost import RemoteHost, RemoteHostResolver, tcpremoteip
 
 __all__ = [
+    "DNS_DEFERRED",
     "NOT_IN_RCPTHOSTS",
     "RBLSMTPD_GREETING",
     "Decision",
@@ -81,6 +88,9 @@ log = logging.getLogger("pycdb.integrations.aiosmtpd")
 
 #: qmail-smtpd's refusal of a recipient outside rcpthosts (err_nogateway).
 NOT_IN_RCPTHOSTS = "553 sorry, that domain isn't in my list of allowed rcpthosts (#5.7.1)"
+#: The answer instead of NOT_IN_RCPTHOSTS when the client's name could not
+#: be looked up for now (RelayPolicy's ``defer_on_dns_failure``).
+DNS_DEFERRED = "451 temporary failure looking up your host name, try again later (#4.4.3)"
 #: rblsmtpd's greeting and its answer to HELO, EHLO, MAIL, RSET and NOOP.
 RBLSMTPD_GREETING = "220 rblsmtpd.local"
 _RBLSMTPD_OK = "250 rblsmtpd.local"
@@ -109,19 +119,32 @@ class Rules(Protocol):
     def check(self, ip: str, host: str | None = None, info: str | None = None) -> Decision: ...
 
 
+_ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
+
+
+def _ascii_lower(text: str) -> str:
+    """``text`` with A-Z lower-cased and nothing else, as qmail's
+    ``case_diffb`` folds (str.lower() would also fold, e.g., the Kelvin
+    sign U+212A into ``k``)."""
+    return text.translate(_ASCII_LOWER)
+
+
 def read_rcpthosts(path: str | os.PathLike[str]) -> frozenset[str]:
     """The domains of a qmail ``control/rcpthosts`` file, read as qmail's
     ``control_readfile`` reads it: one per line, trailing blanks removed,
-    empty lines and lines starting with ``#`` skipped; lower-cased (qmail
-    compares without case).  OSError when the file cannot be read (qmail
-    without the file accepts every domain: refuse to start instead)."""
-    with open(path, "rb") as f:
+    empty lines and lines starting with ``#`` skipped; ASCII letters
+    lower-cased (qmail compares without ASCII case).  OSError when the file cannot be read (qmail
+    without the file accepts every domain: refuse to start instead),
+    for a directory, and for anything but a regular file (a FIFO, a
+    device), which is refused at once as every pycdb reader refuses it."""
+    fd, _ = open_read(path)
+    with open(fd, "rb", closefd=True) as f:
         text = f.read()
     out = set()
     for line in text.split(b"\n"):
         line = line.rstrip(b" \t")
         if line and line[:1] != b"#":
-            out.add(line.decode("utf-8", "surrogateescape").lower())
+            out.add(_ascii_lower(line.decode("utf-8", "surrogateescape")))
     return frozenset(out)
 
 
@@ -140,13 +163,21 @@ class RelayPolicy:
 
     ``rules``: the rules check (a :class:`pycdb.rules.RuleSet`).
     ``rcpthosts``: the domains qmail-smtpd accepts mail for without
-    RELAYCLIENT (:func:`read_rcpthosts` reads qmail's file); compared
-    lower-cased, a leading ``.`` covering the names under a domain.
+    RELAYCLIENT, an iterable of str (:func:`read_rcpthosts` reads qmail's
+    file; a path or one string is a ValueError); compared with A-Z lower-cased, a
+    leading ``.`` covering the names under a domain.
     ``resolver``: computes TCPREMOTEHOST (paranoid unless made
     otherwise); None looks up no name, as ``tcpserver -H``.
     ``local_host``: TCPLOCALHOST (``tcpserver -l``), None to leave it
     unset.  ``rblsmtpd_timeout``: seconds before a blocked conversation
-    is dropped (rblsmtpd's ``-t``)."""
+    is dropped (rblsmtpd's ``-t``).  ``defer_on_dns_failure``: when the
+    client's name lookup failed for a reason that may pass
+    (:attr:`pycdb.remotehost.RemoteHost.temporary`), answer a recipient
+    outside rcpthosts :data:`DNS_DEFERRED` (451: try again later), as
+    Postfix and Exim do, instead of qmail's permanent 553, so that a host
+    relaying by its name does not have its mail bounced while DNS fails;
+    it never accepts such a recipient.  False (the default) is qmail's
+    behaviour."""
 
     def __init__(
         self,
@@ -156,21 +187,28 @@ class RelayPolicy:
         *,
         local_host: str | None = None,
         rblsmtpd_timeout: float = RBLSMTPD_TIMEOUT,
+        defer_on_dns_failure: bool = False,
     ) -> None:
+        if isinstance(rcpthosts, (str, bytes, os.PathLike)):
+            raise ValueError(
+                f"rcpthosts is the domains themselves, not a file or one string "
+                f"({rcpthosts!r}): read_rcpthosts(path) reads qmail's control/rcpthosts"
+            )
         self.rules = rules
-        self.rcpthosts = frozenset(domain.lower() for domain in rcpthosts)
+        self.rcpthosts = frozenset(_ascii_lower(domain) for domain in rcpthosts)
         self.resolver = resolver
         self.local_host = local_host
         self.rblsmtpd_timeout = rblsmtpd_timeout
+        self.defer_on_dns_failure = defer_on_dns_failure
 
     def in_rcpthosts(self, address: str) -> bool:
         """qmail's ``rcpthosts()``: True when ``address`` has no ``@``, or
-        the domain after its last ``@`` (lower-cased), or a suffix of it
+        the domain after its last ``@`` (A-Z lower-cased), or a suffix of it
         starting at a ``.``, is in rcpthosts."""
         at = address.rfind("@")
         if at < 0:
             return True
-        domain = address[at + 1 :].lower()
+        domain = _ascii_lower(address[at + 1 :])
         if domain in self.rcpthosts:
             return True
         dot = domain.find(".")
@@ -273,6 +311,9 @@ class _Chain:
         relayclient = session.relayclient
         if relayclient is None:
             if not self.policy.in_rcpthosts(address):
+                remote = session.remote
+                if self.policy.defer_on_dns_failure and remote is not None and remote.temporary:
+                    return DNS_DEFERRED
                 return NOT_IN_RCPTHOSTS
         else:
             address += relayclient
@@ -285,20 +326,74 @@ class _Chain:
         return "250 ok"
 
 
+Balancers = tuple[Union[ipaddress.IPv4Network, ipaddress.IPv6Network], ...]
+
+
+def _balancers(proxy_from: Iterable[str]) -> Balancers:
+    """``proxy_from`` as networks (an address is a network of one);
+    ValueError for anything else, or for one string given whole."""
+    if isinstance(proxy_from, (str, bytes)):
+        raise ValueError(
+            f"proxy_from is a list of addresses or networks, not one string: [{proxy_from!r}]"
+        )
+    networks = []
+    for item in proxy_from:
+        try:
+            networks.append(ipaddress.ip_network(str(item), strict=False))
+        except ValueError:
+            raise ValueError(
+                f"proxy_from: {item!r} is no balancer address or network (IP or IP/len)"
+            ) from None
+    return tuple(networks)
+
+
 class TcpRulesSMTP(SMTP):
     """aiosmtpd's SMTP server behind tcpserver's rules, rblsmtpd and
     qmail-smtpd's recipient check (see the module docstring), for one
     connection.  ``handler`` is an aiosmtpd handler; ``policy`` the
     shared :class:`RelayPolicy`; the other keyword arguments are
-    aiosmtpd's (``proxy_protocol_timeout`` makes a PROXY header, v1 or
-    v2, required first, and its source address the client)."""
+    aiosmtpd's, but for the PROXY protocol, which takes two together:
+    ``proxy_protocol_timeout`` (seconds) makes a PROXY header, v1 or v2,
+    required first from a peer in ``proxy_from`` (the balancers: IP
+    addresses or networks, as text), and its source address the client.
+    A peer outside ``proxy_from`` is a client like any other, checked by
+    its own address (a PROXY line from it is an unknown command): whoever
+    may send the header chooses the address that is checked.  As the
+    PROXY protocol requires, a ``PROXY UNKNOWN`` (v1) or LOCAL (v2, health
+    checks) header leaves the balancer's own address as the client: give
+    the balancers' addresses no RELAYCLIENT in the rules.  ValueError
+    when only one of the two is given, or for a bad one."""
 
-    def __init__(self, handler: Any, policy: RelayPolicy, **smtp_options: Any) -> None:
+    def __init__(
+        self,
+        handler: Any,
+        policy: RelayPolicy,
+        *,
+        proxy_from: Iterable[str] | None = None,
+        **smtp_options: Any,
+    ) -> None:
         self.policy = policy
         self._proxy_wait: float | None = smtp_options.pop("proxy_protocol_timeout", None)
         if self._proxy_wait is not None and not self._proxy_wait > 0:
             raise ValueError("proxy_protocol_timeout must be > 0")
+        if self._proxy_wait is not None and proxy_from is None:
+            raise ValueError(
+                "proxy_protocol_timeout needs proxy_from, the balancers whose PROXY header is "
+                "believed: from any other peer, a header would choose the address checked"
+            )
+        if proxy_from is not None and self._proxy_wait is None:
+            raise ValueError("proxy_from goes with proxy_protocol_timeout")
+        self._balancers: Balancers = () if proxy_from is None else _balancers(proxy_from)
         super().__init__(_Chain(handler, policy), **smtp_options)
+
+    def _from_balancer(self, address: str | None) -> bool:
+        """Whether the peer at ``address`` is one whose PROXY header is
+        believed (an IPv4-mapped address as its IPv4 form)."""
+        try:
+            peer = ipaddress.ip_address(tcpremoteip(address or ""))
+        except ValueError:
+            return False
+        return any(peer in network for network in self._balancers)
 
     def _create_session(self) -> TcpRulesSession:
         return TcpRulesSession(self.loop)
@@ -311,28 +406,49 @@ class TcpRulesSMTP(SMTP):
             new.take_over(old)
 
     async def _handle_client(self) -> None:
+        transport = self.transport
+        assert transport is not None
+        try:
+            greet = await self._before_greeting()
+        except asyncio.CancelledError:
+            # aiosmtpd cancels this task when the client closes its end
+            # (eof_received) or the connection is lost: the connection is
+            # over, as rblsmtpd and tcpserver end it at the end of input,
+            # not left open until aiosmtpd's idle timeout.
+            transport.close()
+            raise
+        except Exception:  # noqa: BLE001 - tcpserver drops a connection it cannot serve
+            log.exception("dropping connection from %r", self.session and self.session.peer)
+            transport.close()
+            return
+        if greet:
+            await super()._handle_client()
+
+    async def _before_greeting(self) -> bool:
+        """tcpserver's and rblsmtpd's parts, before any greeting: False
+        when the connection is over (dropped, or rblsmtpd's conversation
+        held), True when qmail-smtpd's part (aiosmtpd's) is to follow."""
         session = self.session
         assert isinstance(session, TcpRulesSession) and self.transport is not None
         transport = self.transport
         remote = _endpoint(session.peer)
         local = _endpoint(transport.get_extra_info("sockname"))
-        if self._proxy_wait is not None:
+        if self._proxy_wait is not None and self._from_balancer(remote[0]):
             proxy = await self._read_proxy()
             if proxy is None:
                 transport.close()
-                return
+                return False
             if proxy.src_addr is not None and proxy.command != V2_CMD.LOCAL:  # LOCAL: the peer
                 remote = (str(proxy.src_addr), proxy.src_port)
                 local = (str(proxy.dst_addr), proxy.dst_port)
         if not await self._admit(session, remote, local):
             transport.close()
-            return
+            return False
         if session.rblsmtpd is not None:
             await self._rblsmtpd(session.rblsmtpd)
-            if self.transport is not None:
-                self.transport.close()
-            return
-        await super()._handle_client()
+            transport.close()
+            return False
+        return True
 
     async def _read_proxy(self) -> ProxyData | None:
         """The PROXY header, or None when it is missing, bad, late or
