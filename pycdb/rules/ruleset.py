@@ -403,19 +403,19 @@ class RuleSet:
         snap = self._snap
         # str is the common case: taken without a call (an exact class
         # test costs less than isinstance; a subclass takes the long way).
-        if ip.__class__ is str and "\0" not in ip:
+        if type(ip) is str and "\0" not in ip:
             ip_b = ip.encode(_ENCODING, _ERRORS)
         else:
             ip_b = self._client(ip)
         if host is None:
             host_b = None
-        elif host.__class__ is str and "\0" not in host:
+        elif type(host) is str and "\0" not in host:
             host_b = host.encode(_ENCODING, _ERRORS)
         else:
             host_b = _arg(host, "host")
         if info is None:
             info_b = None
-        elif info.__class__ is str and "\0" not in info:
+        elif type(info) is str and "\0" not in info:
             info_b = info.encode(_ENCODING, _ERRORS)
         else:
             info_b = _arg(info, "info")
