@@ -34,8 +34,8 @@ from .._text import quote
 from ..errors import DialectError
 from . import forms
 from ._names import CLASSIC, FEFE, FEH, NAMES, DialectName
-from .language import action_and_env, expand, trim
-from .language6 import Parsed, fefe_colon, fefe_line, feh_colon, feh_keys_of, feh_line
+from .language import Parsed, classic_line, expand
+from .language6 import fefe_colon, fefe_line, feh_colon, feh_keys_of, feh_line
 
 __all__ = [
     "CLASSIC",
@@ -114,15 +114,7 @@ class Dialect:
         """``(address, action, env, data, keys)`` of one line (without its
         newline), or None for a line tcprules skips; raises
         :class:`pycdb.errors.LineRefused` where it refuses the line."""
-        if not line or line[0] == 35:  # '#'
-            return None
-        line = trim(line)
-        colon = line.find(b":")
-        if colon < 0:
-            return None
-        action, env, data = action_and_env(line, colon)
-        address = line[:colon]
-        return address, action, tuple(env), data, tuple(expand(address))
+        return classic_line(line)
 
     def keys(self, address: bytes) -> list[bytes]:
         """The keys tcprules adds for ``address``; ``LineRefused`` when it

@@ -38,9 +38,11 @@ from .messages import E_ACTION, E_HIGH, E_INSTR, E_LOW, E_NODELIM, E_NOEQ, E_UNT
 from .reading import CHUNK, FileChunks, gather, lines
 
 __all__ = [
+    "Parsed",
     "Rule",
     "Source",
     "action_and_env",
+    "classic_line",
     "expand",
     "parse",
     "parse_chunks",
@@ -57,6 +59,9 @@ __all__ = [
 Source = Union[str, "os.PathLike[str]", bytes, bytearray, memoryview, IO[bytes], Iterable[Any]]
 
 _U64 = (1 << 64) - 1
+
+#: A parsed line: (address, action, env, data, keys).
+Parsed = tuple[bytes, Action, tuple[tuple[bytes, bytes], ...], bytes, tuple[bytes, ...]]
 
 
 @dataclass(frozen=True)
@@ -270,9 +275,11 @@ def trim(line: bytes) -> bytes:
     return line.rstrip(b" \t\n")
 
 
-def _parse_line(line: bytes, lineno: int) -> Rule | None:
-    """The rule on one input line (without its newline), or None for a
-    line tcprules skips."""
+def classic_line(line: bytes) -> Parsed | None:
+    """ucspi-tcp 0.88's tcprules on one line (without its newline):
+    ``(address, action, env, data, keys)``, or None for a line it skips
+    (a comment, a line without ``:``); raises
+    :class:`pycdb.errors.LineRefused` where it refuses the line."""
     if not line or line[0] == 35:  # '#'
         return None
     line = trim(line)
@@ -281,7 +288,17 @@ def _parse_line(line: bytes, lineno: int) -> Rule | None:
         return None
     action, env, data = action_and_env(line, colon)
     address = line[:colon]
-    return Rule(lineno, address, action, tuple(env), tuple(expand(address)), data)
+    return address, action, tuple(env), data, tuple(expand(address))
+
+
+def _parse_line(line: bytes, lineno: int) -> Rule | None:
+    """The rule on one input line (without its newline), or None for a
+    line tcprules skips."""
+    parsed = classic_line(line)
+    if parsed is None:
+        return None
+    address, action, env, data, keys = parsed
+    return Rule(lineno, address, action, env, keys, data)
 
 
 def _line_parser(dialect: str | None) -> Callable[[bytes, int], Rule | None]:

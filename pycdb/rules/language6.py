@@ -33,8 +33,7 @@ from __future__ import annotations
 
 from .._iptext import bits4, bits6, full_form, ip4_scan, ip6_scan
 from ..errors import LineRefused
-from .data import Action
-from .language import _number, action_and_env, expand, trim
+from .language import Parsed, _number, action_and_env, expand, trim
 from .messages import E_HANG, E_IP6, E_IP6CIDR, E_PREFIXLEN, E_PREFIXNUM
 
 __all__ = [
@@ -49,9 +48,6 @@ __all__ = [
 
 #: What must follow the colon that ends an ucspi-tcp-ipv6 address.
 FEFE_ACTIONS = (b"allow", b"deny")
-
-#: A parsed line: (address, action, env, data, keys).
-Parsed = tuple[bytes, Action, tuple[tuple[bytes, bytes], ...], bytes, tuple[bytes, ...]]
 
 
 def fefe_colon(line: bytes) -> int:
