@@ -327,45 +327,20 @@ class StubQuery:
     qtype: int
 
 
-class StubDns:
-    """A UDP DNS server in a thread: ``"blackhole"`` reads and drops every
-    query, ``"servfail"`` and ``"refused"`` answer each with that rcode.
-    It records every query it receives (``queries()``).  By default it
-    listens on port 53 of a free 127.0.53.x, so it can stand in as
-    DNSCACHEIP; ``address`` and ``port`` choose otherwise (port 0: any)."""
+class _SocketServer:
+    """A socket served by a thread until the ``with`` block ends: each
+    time the socket is readable the thread calls ``_ready(sock)``."""
 
-    def __init__(self, mode: StubMode, address: str | None = None, port: int = DNS_PORT) -> None:
-        self.mode = mode
-        self._want = (address, port)
-        self.address = ""
-        self.port = 0
-        self._queries: list[StubQuery] = []
-        self._lock = threading.Lock()
+    def __init__(self) -> None:
         self._stop_event = threading.Event()
         self._sock: socket.socket | None = None
         self._thread: threading.Thread | None = None
 
-    def __enter__(self) -> StubDns:
-        address, port = self._want
-        candidates = [address] if address else free_dns_addresses()
-        for candidate in candidates:
-            sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-            try:
-                sock.bind((candidate, port))
-            except OSError:
-                sock.close()
-                if address:
-                    raise
-                continue
-            self._sock = sock
-            break
-        else:
-            raise RuntimeError(f"no free address in {DNS_BLOCK}0/24 for port {port}")
-        self.address, self.port = self._sock.getsockname()[:2]
-        self._thread = threading.Thread(target=self._serve, name=f"StubDns-{self.mode}")
+    def _start(self, sock: socket.socket, name: str) -> None:
+        self._sock = sock
+        self._thread = threading.Thread(target=self._serve, name=name)
         self._thread.daemon = True
         self._thread.start()
-        return self
 
     def __exit__(
         self,
@@ -379,33 +354,74 @@ class StubDns:
         if self._sock is not None:
             self._sock.close()
 
+    def _serve(self) -> None:
+        assert self._sock is not None
+        while not self._stop_event.is_set():
+            ready, _, _ = select.select([self._sock], [], [], 0.1)
+            if ready:
+                self._ready(self._sock)
+
+    def _ready(self, sock: socket.socket) -> None:
+        raise NotImplementedError
+
+
+class StubDns(_SocketServer):
+    """A UDP DNS server in a thread: ``"blackhole"`` reads and drops every
+    query, ``"servfail"`` and ``"refused"`` answer each with that rcode.
+    It records every query it receives (``queries()``).  By default it
+    listens on port 53 of a free 127.0.53.x, so it can stand in as
+    DNSCACHEIP; ``address`` and ``port`` choose otherwise (port 0: any)."""
+
+    def __init__(self, mode: StubMode, address: str | None = None, port: int = DNS_PORT) -> None:
+        self.mode = mode
+        self._want = (address, port)
+        self.address = ""
+        self.port = 0
+        super().__init__()
+        self._queries: list[StubQuery] = []
+        self._lock = threading.Lock()
+
+    def __enter__(self) -> StubDns:
+        address, port = self._want
+        candidates = [address] if address else free_dns_addresses()
+        for candidate in candidates:
+            sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            try:
+                sock.bind((candidate, port))
+            except OSError:
+                sock.close()
+                if address:
+                    raise
+                continue
+            break
+        else:
+            raise RuntimeError(f"no free address in {DNS_BLOCK}0/24 for port {port}")
+        self.address, self.port = sock.getsockname()[:2]
+        self._start(sock, f"StubDns-{self.mode}")
+        return self
+
     def queries(self) -> list[StubQuery]:
         """The queries received so far, in order."""
         with self._lock:
             return list(self._queries)
 
-    def _serve(self) -> None:
-        assert self._sock is not None
-        while not self._stop_event.is_set():
-            ready, _, _ = select.select([self._sock], [], [], 0.1)
-            if not ready:
-                continue
-            packet, peer = self._sock.recvfrom(65536)
-            try:
-                wire, qtype, qclass = _question(packet)
-                name = _read_name(wire, 0)[0]
-            except (IndexError, ValueError, struct.error):
-                continue
-            with self._lock:
-                self._queries.append(StubQuery(time.monotonic(), name, qtype))
-            if self.mode == "blackhole":
-                continue
-            rcode = RCODE_SERVFAIL if self.mode == "servfail" else RCODE_REFUSED
-            qid, flags = struct.unpack(">HH", packet[:4])
-            reply_flags = 0x8000 | (flags & 0x7900) | 0x0080 | rcode  # QR, opcode, RD, RA
-            reply = struct.pack(">HHHHHH", qid, reply_flags, 1, 0, 0, 0)
-            reply += wire + struct.pack(">HH", qtype, qclass)
-            self._sock.sendto(reply, peer)
+    def _ready(self, sock: socket.socket) -> None:
+        packet, peer = sock.recvfrom(65536)
+        try:
+            wire, qtype, qclass = _question(packet)
+            name = _read_name(wire, 0)[0]
+        except (IndexError, ValueError, struct.error):
+            return
+        with self._lock:
+            self._queries.append(StubQuery(time.monotonic(), name, qtype))
+        if self.mode == "blackhole":
+            return
+        rcode = RCODE_SERVFAIL if self.mode == "servfail" else RCODE_REFUSED
+        qid, flags = struct.unpack(">HH", packet[:4])
+        reply_flags = 0x8000 | (flags & 0x7900) | 0x0080 | rcode  # QR, opcode, RD, RA
+        reply = struct.pack(">HHHHHH", qid, reply_flags, 1, 0, 0, 0)
+        reply += wire + struct.pack(">HH", qtype, qclass)
+        sock.sendto(reply, peer)
 
 
 # ---- dnsmasq ---------------------------------------------------------------------
@@ -563,7 +579,7 @@ class Dnsmasq:
 # ---- an ident server for tcpserver -r ------------------------------------------------
 
 
-class IdentServer:
+class IdentServer(_SocketServer):
     """An ident (RFC 1413) server on port 113 of ``address``, a client's
     address (tcpserver -r asks the client's host), answering every
     request with USERID ``user``; ``requests`` are the lines it read."""
@@ -571,10 +587,8 @@ class IdentServer:
     def __init__(self, address: str, user: str) -> None:
         self.address = address
         self.user = user
+        super().__init__()
         self.requests: list[bytes] = []
-        self._stop_event = threading.Event()
-        self._sock: socket.socket | None = None
-        self._thread: threading.Thread | None = None
 
     def __enter__(self) -> IdentServer:
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -585,39 +599,19 @@ class IdentServer:
         except BaseException:
             sock.close()
             raise
-        self._sock = sock
-        self._thread = threading.Thread(target=self._serve, name="IdentServer")
-        self._thread.daemon = True
-        self._thread.start()
+        self._start(sock, "IdentServer")
         return self
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self._stop_event.set()
-        if self._thread is not None:
-            self._thread.join(timeout=_STOP_WAIT)
-        if self._sock is not None:
-            self._sock.close()
-
-    def _serve(self) -> None:
-        assert self._sock is not None
-        while not self._stop_event.is_set():
-            ready, _, _ = select.select([self._sock], [], [], 0.1)
-            if not ready:
-                continue
-            conn, _ = self._sock.accept()
-            with conn:
-                conn.settimeout(5)
-                try:
-                    line = conn.recv(1000).strip()
-                    self.requests.append(line)
-                    conn.sendall(line + b" : USERID : UNIX : " + self.user.encode() + b"\r\n")
-                except OSError:
-                    continue
+    def _ready(self, sock: socket.socket) -> None:
+        conn, _ = sock.accept()
+        with conn:
+            conn.settimeout(5)
+            try:
+                line = conn.recv(1000).strip()
+                self.requests.append(line)
+                conn.sendall(line + b" : USERID : UNIX : " + self.user.encode() + b"\r\n")
+            except OSError:
+                pass
 
 
 # ---- tcpserver and its clients --------------------------------------------------
