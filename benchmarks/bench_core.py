@@ -1,7 +1,7 @@
 """The core issue's benchmarks: 1,000,000 records (keys ``b"key%08d"`` in
 random order, 16-byte values), pycdb's two backends side by side with
-cdbx, pure-cdb and djb's ``cdbmake``: get (hits and misses), build, and
-peak memory of a build.
+cdbx, pure-cdb and djb's ``cdbmake``: get (hits and misses), ``in`` and
+``[]`` beside cdbx's, build, and peak memory of a build.
 
 pure-cdb ships a compiled hash function; ``pure-cdb-pyhash`` is the same
 reader with its pure-Python hash, the fair peer for pycdb's pure backend.
@@ -26,7 +26,8 @@ from pycdb import _backend
 N = int(os.environ.get("PYCDB_BENCH_N", "1000000"))
 BATCH = 20_000
 VALUE = b"v" * 16
-REFERENCE.update({"get-hit": "cdbx", "get-miss": "cdbx", "build": "cdbx", "build-rss": "cdbx"})
+REFERENCE.update(dict.fromkeys(["get-hit", "get-miss", "in-hit", "in-miss", "getitem-hit"], "cdbx"))
+REFERENCE.update({"build": "cdbx", "build-rss": "cdbx"})
 
 cdbx = pytest.importorskip("cdbx")
 cdblib = pytest.importorskip("cdblib")
@@ -98,6 +99,38 @@ def test_get(benchmark: Any, data: Data, impl: str, kind: str) -> None:
     benchmark.group = f"get-{kind}"
     benchmark.pedantic(run, rounds=5 if slow else 15, warmup_rounds=1)
     measured(benchmark, f"get-{kind}", impl, per=len(keys))
+
+
+def _mapping(impl: str, path: Path) -> Any:
+    if impl == "cdbx":
+        return cdbx.CDB(str(path))
+    with _backend.use(impl.split("-")[1]):
+        return pycdb.Reader(path)
+
+
+@pytest.mark.parametrize("impl", ["pycdb-cffi", "cdbx"])
+@pytest.mark.parametrize("form", ["in-hit", "in-miss", "getitem-hit"])
+def test_operators(benchmark: Any, data: Data, impl: str, form: str) -> None:
+    """``key in db`` and ``db[key]``, written as operators (no call in the
+    loop but the one the operator makes)."""
+    db = _mapping(impl, data.path)
+    keys = data.misses if form == "in-miss" else data.hits
+    if form == "getitem-hit":
+        assert db[keys[0]] == VALUE
+
+        def run() -> None:
+            for k in keys:
+                db[k]
+    else:
+        assert (keys[0] in db) is (form == "in-hit")
+
+        def run() -> None:
+            for k in keys:
+                k in db  # noqa: B015
+
+    benchmark.group = form
+    benchmark.pedantic(run, rounds=15, warmup_rounds=1)
+    measured(benchmark, form, impl, per=len(keys))
 
 
 def _build(impl: str, data: Data, path: Path) -> None:
