@@ -85,7 +85,7 @@ class Reader:
         self._buf: Any = buf
         self._eod = eod
         self._handle: Any = handle
-        self._len: int | None = None
+        self._survey_result: tuple[int, int] | None = None
         # The backend's own lookups, straight: no Python frame of ours
         # between a caller and the C call.  (The methods below are what
         # the class documents and what a closed Reader falls back to.)
@@ -140,14 +140,26 @@ class Reader:
     def __contains__(self, key: Key) -> bool:
         return self._contains(key)  # type: ignore[no-any-return]
 
-    def __len__(self) -> int:
-        """The number of records (duplicates included), counted once."""
-        if self._len is None:
+    def _survey(self) -> tuple[int, int]:
+        if self._survey_result is None:
             handle = self._handle
             if handle is None:
                 _closed()
-            self._len = handle.survey()[0]
-        return self._len
+            self._survey_result = handle.survey()
+        return self._survey_result
+
+    def __len__(self) -> int:
+        """The number of records (duplicates included), counted once."""
+        return self._survey()[0]
+
+    @property
+    def longest_klen(self) -> int:
+        """The length in bytes of the longest key (0 for an empty
+        database), found by the same one walk over the records as
+        ``len()``; no lookup of a longer key can find a record.  Raises
+        :class:`pycdb.CorruptError` for a damaged record, ValueError
+        once closed."""
+        return self._survey()[1]
 
     def _records(self) -> Iterator[tuple[bytes, bytes]]:
         buf = self._buf

@@ -213,6 +213,28 @@ def test_explain_every_key_in_order(tmp_path: Path) -> None:
     assert "no key tcpserver tries has a record" in got.text()
 
 
+def test_explain_of_a_huge_host_is_linear(tmp_path: Path) -> None:
+    """A 200 KB host name of one-letter labels: tcpserver would try 100,000
+    suffixes averaging 100 KB; the explanation builds and lists only the
+    keys no longer than SHOWN (no longer key is in the file), says so,
+    and decides as RuleSet does."""
+    from pycdb.rules.explain import SHOWN
+
+    host = b"a." * 100_000 + b"example.com"
+    path = tmp_path / "rules.cdb"
+    write_cdb(path, [(b"=.example.com", b"+SUFFIX=1\0"), (b"", b"D\0")])
+    got = explain(path, b"10.1.2.3", host, b"joe")
+    assert got.left_out == SHOWN
+    assert all(len(s.key) <= SHOWN for s in got.steps)
+    assert len(got.steps) < 1000
+    assert got.decision.env == {"SUFFIX": "1"}
+    with RuleSet(path) as rules:
+        assert got.decision == rules.check(b"10.1.2.3", host, b"joe")
+    assert f"keys longer than {SHOWN} bytes are left out" in got.text()
+    assert got.as_dict()["left_out"] == SHOWN
+    assert explain(path, *CONN).left_out is None
+
+
 def test_explain_takes_its_key_order_from_a_function(tmp_path: Path) -> None:
     """A dialect's key order plugs in: the walk follows the function."""
     path = tmp_path / "rules.cdb"

@@ -73,6 +73,18 @@ def test_iteration_is_file_order_with_duplicates(path):
     assert list(r.items()) == RECORDS
 
 
+def test_longest_klen(path, tmp_path):
+    r = pycdb.Reader(path)
+    assert r.longest_klen == max(len(k) for k, _ in RECORDS)
+    e = tmp_path / "e.cdb"
+    e.write_bytes(model_file([]))
+    assert pycdb.Reader(e).longest_klen == 0
+    closed = pycdb.Reader(e)
+    closed.close()
+    with pytest.raises(ValueError):
+        _ = closed.longest_klen
+
+
 def test_empty_database(tmp_path):
     p = tmp_path / "e.cdb"
     p.write_bytes(model_file([]))

@@ -27,10 +27,16 @@ from .lint.wording import reading
 from .reading import lines
 from .ruleset import DEFAULT, Decision
 
-__all__ = ["Explanation", "KeyOrder", "RulesLine", "Step", "explain"]
+__all__ = ["SHOWN", "Explanation", "KeyOrder", "RulesLine", "Step", "explain"]
 
 #: ``keys(ip, host, info) -> the keys tried, first to last`` (None: not known).
 KeyOrder = Callable[[bytes, Optional[bytes], Optional[bytes]], Iterable[bytes]]
+
+#: The longest key an explanation builds and lists, in bytes, unless the
+#: database holds a longer one: tcpserver also tries every longer
+#: suffix of a long host name, but none can have a record, and listing
+#: them all would take memory quadratic in the name's length.
+SHOWN = 1024
 
 #: Where a key stands in the walk: looked up without a record, the one
 #: that decided, or after it (tcpserver never asks).
@@ -72,7 +78,10 @@ class Explanation:
     None when not known), its ``steps`` in tcpserver's order, the
     ``decision``, and, when rules text was given (``rules_file``), the
     ``line`` that wrote the deciding record (None when no line does, or
-    when no key decided)."""
+    when no key decided).  ``left_out`` is the length in bytes above
+    which keys were neither built nor listed (none of them has a record:
+    the database's longest key is shorter), None when every key is
+    listed."""
 
     ip: bytes
     host: bytes | None
@@ -81,6 +90,7 @@ class Explanation:
     decision: Decision
     rules_file: str | None
     line: RulesLine | None
+    left_out: int | None = None
 
     @property
     def why(self) -> str:
@@ -124,6 +134,11 @@ class Explanation:
             else:
                 what = f"not reached (has a record: {reading(Decision(step.key, step.record))})"
             out.append(f"{n:4}  {key:<{width}}  {step.form:<{form_width}}  {what}")
+        if self.left_out is not None:
+            out.append(
+                f"      (keys longer than {self.left_out} bytes are left out: tcpserver tries "
+                "them too, but the database holds no key that long)"
+            )
         out.append(f"decision: {self.why}")
         if self.rules_file is not None and self.decision.key is not None:
             line = self.line
@@ -146,7 +161,7 @@ class Explanation:
         surrogateescape, ``form``, ``state``, ``record``: whether the key
         has one), ``why``, and ``line`` (``file``, ``lineno``, ``text``,
         ``matches``; null when no rules text was given or no line
-        applies)."""
+        applies), ``left_out`` (see the class)."""
         line = self.line
         return {
             "keys": [
@@ -159,6 +174,7 @@ class Explanation:
                 for step in self.steps
             ],
             "why": self.why,
+            "left_out": self.left_out,
             "line": None
             if line is None
             else {
@@ -235,14 +251,30 @@ def explain(
     for a damaged database, :class:`pycdb.RulesSyntaxError` for a line
     tcprules refuses before the one sought.  ``dialect``
     (:mod:`pycdb.rules.dialects`, ucspi-tcp 0.88 by default) gives the
-    key order and the rules language; ``keys`` replaces its key order."""
-    if keys is None:
-        keys = get_dialect(dialect).lookup_keys
+    key order and the rules language; ``keys`` replaces its key order.
+    With the dialect's order, keys longer than both :data:`SHOWN` and the
+    database's longest key are neither built nor listed
+    (``Explanation.left_out``), so a huge host name costs linear work."""
     steps: list[Step] = []
     seen: set[bytes] = set()
     decision = DEFAULT
+    left_out = None
     with Reader(path) as reader:
-        for key in keys(ip, host, info):
+        if keys is None:
+            order = get_dialect(dialect).lookup_keys
+            bound = max(SHOWN, reader.longest_klen)
+            # The longest key of any order is one of these four; every
+            # prefix and suffix is shorter.
+            hostlen = -1 if host is None else len(host)
+            whole = [len(ip), hostlen + 1]
+            if info is not None:
+                whole += [len(info) + 1 + len(ip), len(info) + 2 + hostlen]
+            if max(whole) > bound:
+                left_out = bound
+            tried: Iterable[bytes] = order(ip, host, info, bound)
+        else:
+            tried = keys(ip, host, info)
+        for key in tried:
             form = "again" if key in seen else _form(key, ip, host, info)
             seen.add(key)
             record = reader.get(key)
@@ -261,4 +293,4 @@ def explain(
         )
         if decision.key is not None:
             line = _line_of(rules, rules_file, decision.key, decision.data, dialect)
-    return Explanation(ip, host, info, tuple(steps), decision, rules_file, line)
+    return Explanation(ip, host, info, tuple(steps), decision, rules_file, line, left_out)
