@@ -3,7 +3,7 @@ database, forward-confirmed host names, rblsmtpd and qmail-smtpd's
 rcpthosts/RELAYCLIENT, on aiosmtpd (pycdb.integrations.aiosmtpd).
 
     python examples/relay.py --rules RULES.cdb --rcpthosts FILE \\
-        --listen HOST:PORT [--paranoid | --no-paranoid] [--dns-server IP] \\
+        [--morercpthosts CDB] --listen HOST:PORT [--paranoid | --no-paranoid] [--dns-server IP] \\
         [--defer-on-dns-failure] --maildir DIR
 
 Every accepted message is stored in the Maildir DIR, once per recipient,
@@ -21,12 +21,14 @@ effect from the next client on.  Host names are looked up as
 ``--defer-on-dns-failure``, a client whose lookup failed for now gets
 451 (try later) instead of qmail's 553 for a recipient outside
 rcpthosts, so a host relaying by name does not see its mail bounced
-while DNS fails.  It prints
+while DNS fails.  ``--morercpthosts`` names qmail's
+``control/morercpthosts.cdb`` (qmail-newmrh's), consulted after
+rcpthosts and read again once replaced.  It prints
 ``relay.py: listening on HOST:PORT`` once it accepts connections
 (``--listen 127.0.0.1:0`` picks a free port) and stops on SIGTERM or
 SIGINT.  Exit 100 for bad usage; 111, with one ``relay.py: fatal:``
-line, when a file cannot be read (the rules database, rcpthosts, the
-Maildir), the address cannot be had, or aiosmtpd is not installed.  A
+line, when a file cannot be read (the rules database, rcpthosts,
+morercpthosts, the Maildir), the address cannot be had, or aiosmtpd is not installed.  A
 message that cannot be stored is answered 451 (the client tries again),
 as qmail-smtpd answers when its queue fails.
 """
@@ -147,6 +149,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = _Parser(prog="relay.py", description="A mail relay with qmail's access control.")
     parser.add_argument("--rules", required=True, help="the tcprules database (RULES.cdb)")
     parser.add_argument("--rcpthosts", required=True, help="qmail's control/rcpthosts file")
+    parser.add_argument("--morercpthosts", metavar="CDB", help="qmail's control/morercpthosts.cdb")
     parser.add_argument("--listen", required=True, metavar="HOST:PORT")
     mode = parser.add_mutually_exclusive_group()
     mode.add_argument("--paranoid", dest="paranoid", action="store_true", default=True)
@@ -178,12 +181,16 @@ async def serve(args: argparse.Namespace) -> None:
         paranoid=args.paranoid,
         nameservers=None if args.dns_server is None else [args.dns_server],
     )
-    policy = RelayPolicy(
-        rules,
-        read_rcpthosts(args.rcpthosts),
-        resolver,
-        defer_on_dns_failure=args.defer_on_dns_failure,
-    )
+    try:
+        policy = RelayPolicy(
+            rules,
+            read_rcpthosts(args.rcpthosts),
+            resolver,
+            defer_on_dns_failure=args.defer_on_dns_failure,
+            morercpthosts=args.morercpthosts,
+        )
+    except pycdb.CorruptError as exc:  # the rules database was read whole above
+        raise OSError(errno.EINVAL, f"unable to read morercpthosts: {exc}") from None
     handler = MaildirDelivery(args.maildir)
     hostname = socket.gethostname()
     loop = asyncio.get_running_loop()

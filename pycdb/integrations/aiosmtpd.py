@@ -33,7 +33,8 @@ what each link does, in order, with a :class:`RelayPolicy`:
 * **qmail-smtpd**: with ``RELAYCLIENT`` set, every recipient is
   accepted and the variable's value appended to it; without it only a
   recipient whose domain, or a suffix of it starting at a ``.``, is in
-  rcpthosts (compared without ASCII case, as qmail's constmap does), and the
+  rcpthosts (compared without ASCII case, as qmail's constmap does) or,
+  failing that, in ``morercpthosts.cdb`` (qmail-newmrh's database), and the
   others are refused with qmail's ``553 sorry, that domain isn't in my
   list of allowed rcpthosts (#5.7.1)``.  A recipient without ``@`` is
   accepted (qmail adds its own domain).
@@ -69,9 +70,12 @@ from aiosmtpd.proxy_protocol import V2_CMD, ProxyData, get_proxy
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
 from .._files import open_read
+from ..errors import CorruptError
+from ..reader import Reader
 from ..remotehost import RemoteHost, RemoteHostResolver, tcpremoteip
 
 __all__ = [
+    "CONTROLS_UNREADABLE",
     "DNS_DEFERRED",
     "NOT_IN_RCPTHOSTS",
     "RBLSMTPD_GREETING",
@@ -88,6 +92,8 @@ log = logging.getLogger("pycdb.integrations.aiosmtpd")
 
 #: qmail-smtpd's refusal of a recipient outside rcpthosts (err_nogateway).
 NOT_IN_RCPTHOSTS = "553 sorry, that domain isn't in my list of allowed rcpthosts (#5.7.1)"
+#: qmail-smtpd's answer when morercpthosts.cdb cannot be read (die_control).
+CONTROLS_UNREADABLE = "421 unable to read controls (#4.3.0)"
 #: The answer instead of NOT_IN_RCPTHOSTS when the client's name could not
 #: be looked up for now (RelayPolicy's ``defer_on_dns_failure``).
 DNS_DEFERRED = "451 temporary failure looking up your host name, try again later (#4.4.3)"
@@ -177,7 +183,17 @@ class RelayPolicy:
     Postfix and Exim do, instead of qmail's permanent 553, so that a host
     relaying by its name does not have its mail bounced while DNS fails;
     it never accepts such a recipient.  False (the default) is qmail's
-    behaviour."""
+    behaviour.
+    ``morercpthosts``: the path of qmail's ``control/morercpthosts.cdb``
+    (made by qmail-newmrh: one key per domain, A-Z lower-cased, empty
+    data), consulted as qmail's ``rcpthosts()`` does after rcpthosts;
+    None (the default) for none.  It is read into a private copy when
+    the policy is made (an OSError or :class:`pycdb.CorruptError` then),
+    and again at the first recipient after the file is replaced, so a
+    qmail-newmrh under the running server counts from the next
+    recipient, as it does for qmail-smtpd's next connection; a file since
+    removed counts as none (qmail-smtpd without it), one that cannot be
+    read answers the recipient :data:`CONTROLS_UNREADABLE`."""
 
     def __init__(
         self,
@@ -188,6 +204,7 @@ class RelayPolicy:
         local_host: str | None = None,
         rblsmtpd_timeout: float = RBLSMTPD_TIMEOUT,
         defer_on_dns_failure: bool = False,
+        morercpthosts: str | os.PathLike[str] | None = None,
     ) -> None:
         if isinstance(rcpthosts, (str, bytes, os.PathLike)):
             raise ValueError(
@@ -200,23 +217,53 @@ class RelayPolicy:
         self.local_host = local_host
         self.rblsmtpd_timeout = rblsmtpd_timeout
         self.defer_on_dns_failure = defer_on_dns_failure
+        self.morercpthosts = None if morercpthosts is None else os.fspath(morercpthosts)
+        self._more: Reader | None = None
+        self._more_stamp: tuple[int, ...] | None = None
+        if self.morercpthosts is not None:
+            self._more_hosts()
 
     def in_rcpthosts(self, address: str) -> bool:
         """qmail's ``rcpthosts()``: True when ``address`` has no ``@``, or
         the domain after its last ``@`` (A-Z lower-cased), or a suffix of it
-        starting at a ``.``, is in rcpthosts."""
+        starting at a ``.``, is in rcpthosts or, failing that, is a key of
+        morercpthosts.cdb.  Raises OSError or :class:`pycdb.CorruptError`
+        when morercpthosts.cdb cannot be read."""
         at = address.rfind("@")
         if at < 0:
             return True
         domain = _ascii_lower(address[at + 1 :])
-        if domain in self.rcpthosts:
-            return True
+        suffixes = [domain]
         dot = domain.find(".")
         while dot >= 0:
-            if domain[dot:] in self.rcpthosts:
-                return True
+            suffixes.append(domain[dot:])
             dot = domain.find(".", dot + 1)
-        return False
+        if not self.rcpthosts.isdisjoint(suffixes):
+            return True
+        if self.morercpthosts is None:
+            return False
+        more = self._more_hosts()
+        return more is not None and any(
+            suffix.encode("utf-8", "surrogateescape") in more for suffix in suffixes
+        )
+
+    def _more_hosts(self) -> Reader | None:
+        """morercpthosts.cdb as it is now: the copy read before, unless
+        the file was replaced or changed since (None once it is gone)."""
+        assert self.morercpthosts is not None
+        try:
+            st = os.stat(self.morercpthosts)
+        except FileNotFoundError:
+            if self._more_stamp is None:  # when the policy is made: say so
+                raise
+            self._more = None
+            self._more_stamp = ()
+            return None
+        stamp = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+        if stamp != self._more_stamp:
+            self._more = Reader(self.morercpthosts, copy=True)
+            self._more_stamp = stamp
+        return self._more
 
     def smtp(self, handler: Any, **smtp_options: Any) -> TcpRulesSMTP:
         """A :class:`TcpRulesSMTP` for one connection (``loop.create_server(
@@ -310,7 +357,12 @@ class _Chain:
     ) -> str:
         relayclient = session.relayclient
         if relayclient is None:
-            if not self.policy.in_rcpthosts(address):
+            try:
+                inside = self.policy.in_rcpthosts(address)
+            except (OSError, CorruptError) as exc:
+                log.error("morercpthosts: %s", exc)
+                return CONTROLS_UNREADABLE
+            if not inside:
                 remote = session.remote
                 if self.policy.defer_on_dns_failure and remote is not None and remote.temporary:
                     return DNS_DEFERRED
