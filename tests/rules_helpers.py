@@ -4,8 +4,12 @@ strategies for rules and connections."""
 
 from __future__ import annotations
 
+import contextlib
+import io
+import itertools
 import os
 import subprocess
+from pathlib import Path
 
 from helpers import child_env, ref, script
 from hypothesis import strategies as st
@@ -207,6 +211,36 @@ def handmade(draw: st.DrawFn) -> tuple[list[tuple[bytes, bytes]], list[Conn]]:
     return records, conns
 
 
+# ---- pycdb make in this process -----------------------------------------------
+
+_made = itertools.count()
+
+
+def make_here(workdir: Path, text: bytes, *options: str) -> tuple[int, str, Path]:
+    """``pycdb make [OPTIONS] OUT.cdb OUT.tmp < text`` in this process,
+    standard input a real file (as under a shell's ``<``): (exit code,
+    standard error with the input's path written ``-``, OUT.cdb, a new
+    name in ``workdir`` each call).  The input file is removed after."""
+    from pycdb.cli import main
+
+    src = workdir / f"in{next(_made)}"
+    src.write_bytes(text)
+    out = workdir / f"out{next(_made)}.cdb"
+    fd = os.open(src, os.O_RDONLY)
+    saved = os.dup(0)
+    err = io.StringIO()
+    try:
+        os.dup2(fd, 0)
+        with contextlib.redirect_stderr(err):
+            code = main(["make", *options, str(out), f"{out}.tmp"])
+    finally:
+        os.dup2(saved, 0)
+        os.close(saved)
+        os.close(fd)
+        src.unlink()
+    return code, err.getvalue().replace(str(src), "-"), out
+
+
 # ---- rules files tcprules accepts (validate/decompile round trips) --------------
 #
 # Built from test_make_differential's addresses (every range shape, '='
@@ -215,6 +249,7 @@ def handmade(draw: st.DrawFn) -> tuple[list[tuple[bytes, bytes]], list[Conn]]:
 # skip the few tcprules refuses (a range bound that is not a number, a
 # last delimiter that is a blank) without tripping hypothesis' filter
 # health check.
+
 
 from test_make_differential import _address, _delims  # noqa: E402
 

@@ -5,44 +5,17 @@ the real tcprules, which compiles the expanded text to the same bytes."""
 
 from __future__ import annotations
 
-import contextlib
-import io
 import ipaddress
-import itertools
-import os
 from pathlib import Path
 
 import pytest
 from helpers import run_ref
 from hypothesis import example, given
 from hypothesis import strategies as st
+from rules_helpers import make_here
 
-from pycdb.cli import main
 from pycdb.rules import RuleSet
 from pycdb.rules.cidr import classic_address, expand_cidr
-
-_counter = itertools.count()
-
-
-def make(workdir: Path, text: bytes, *options: str) -> tuple[int, str, Path]:
-    """``pycdb make [OPTIONS] out.cdb out.tmp < text`` in this process
-    (standard error with the input's name written ``-``)."""
-    src = workdir / f"in{next(_counter)}"
-    src.write_bytes(text)
-    out = workdir / f"out{next(_counter)}.cdb"
-    fd = os.open(src, os.O_RDONLY)
-    saved = os.dup(0)
-    err = io.StringIO()
-    try:
-        os.dup2(fd, 0)
-        with contextlib.redirect_stderr(err):
-            code = main(["make", *options, str(out), f"{out}.tmp"])
-    finally:
-        os.dup2(saved, 0)
-        os.close(saved)
-        os.close(fd)
-    return code, err.getvalue().replace(str(src), "-"), out
-
 
 NETWORKS = st.builds(
     lambda address, bits: ipaddress.IPv4Network((address, bits), strict=False),
@@ -60,7 +33,7 @@ def test_matches_exactly_the_network(
     tmp_path: Path, net: ipaddress.IPv4Network, others: list[int]
 ) -> None:
     text = f'{net}:allow,IN="1"\n:deny\n'.encode()
-    code, err, out = make(tmp_path, text, "--expand-cidr")
+    code, err, out = make_here(tmp_path, text, "--expand-cidr")
     assert code == 0, err
     address, keys = classic_address(net)
     bits = net.prefixlen
@@ -93,7 +66,7 @@ def test_several_networks_and_the_report(tmp_path: Path) -> None:
         b'192.0.2.0/26:allow,RELAYCLIENT=""\n'
         b"1.2.3.4:deny\n"
     )
-    code, err, out = make(tmp_path, text, "--expand-cidr")
+    code, err, out = make_here(tmp_path, text, "--expand-cidr")
     assert code == 0, err
     assert err.splitlines() == [
         "pycdb: note: -:2: expanded 10.0.0.0/8 to 10. (1 key)",
@@ -119,23 +92,23 @@ def test_several_networks_and_the_report(tmp_path: Path) -> None:
     ],
 )
 def test_what_is_no_network_is_refused(tmp_path: Path, line: bytes, why: str) -> None:
-    code, err, out = make(tmp_path, b"1.2.3.4:allow\n" + line + b"\n", "--expand-cidr")
+    code, err, out = make_here(tmp_path, b"1.2.3.4:allow\n" + line + b"\n", "--expand-cidr")
     assert code == 100 and not out.exists()
     assert err.startswith("pycdb: fatal: -:2: unable to parse this line: ") and why in err, err
 
 
 def test_lines_refused_anyway_keep_their_own_reason(tmp_path: Path) -> None:
-    code, err, _ = make(tmp_path, b"10.0.0.0/8:allowjunk\n", "--expand-cidr")
+    code, err, _ = make_here(tmp_path, b"10.0.0.0/8:allowjunk\n", "--expand-cidr")
     assert code == 100 and "10.0.0.0/8:allowjunk: expected the end of the line" in err
 
 
 def test_without_the_option_a_network_is_a_key_as_tcprules_makes_it(tmp_path: Path) -> None:
-    code, _, out = make(tmp_path, b"10.0.0.0/8:deny\n")
+    code, _, out = make_here(tmp_path, b"10.0.0.0/8:deny\n")
     assert code == 0
     with RuleSet(out) as rules:
         assert rules.check("10.1.2.3").allowed  # 0.88: the key never matches
 
 
 def test_only_for_ucspi_tcp(tmp_path: Path) -> None:
-    code, err, _ = make(tmp_path, b"", "--expand-cidr", "--dialect", "ucspi-tcp6")
+    code, err, _ = make_here(tmp_path, b"", "--expand-cidr", "--dialect", "ucspi-tcp6")
     assert code == 100 and "--expand-cidr rewrites ucspi-tcp 0.88's rules" in err

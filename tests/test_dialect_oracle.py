@@ -21,8 +21,6 @@ The programs come from README.md's test command (unpacked into
 
 from __future__ import annotations
 
-import contextlib
-import io
 import ipaddress
 import itertools
 import json
@@ -35,7 +33,7 @@ import pytest
 from helpers import STRICT, ipv6_ref, python, unavailable
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
-from rules_helpers import connection_env
+from rules_helpers import connection_env, make_here
 
 from pycdb._iptext import fefe_fmt
 from pycdb.cli import main
@@ -169,22 +167,9 @@ def real_tcprules(
 
 def pycdb_make(workdir: Path, text: bytes) -> tuple[int, str, bytes | None]:
     """``pycdb make --dialect ucspi-tcp-ipv6`` in this process."""
-    src = workdir / f"in{next(_counter)}"
-    src.write_bytes(text)
-    out = workdir / f"ours{next(_counter)}.cdb"
-    fd = os.open(src, os.O_RDONLY)
-    saved = os.dup(0)
-    err = io.StringIO()
-    try:
-        os.dup2(fd, 0)
-        with contextlib.redirect_stderr(err):
-            code = main(["make", "--dialect", FEFE, str(out), f"{out}.tmp"])
-    finally:
-        os.dup2(saved, 0)
-        os.close(saved)
-        os.close(fd)
+    code, err, out = make_here(workdir, text, "--dialect", FEFE)
     assert not os.path.exists(f"{out}.tmp")
-    return code, err.getvalue(), out.read_bytes() if code == 0 else None
+    return code, err, out.read_bytes() if code == 0 else None
 
 
 def real_check(path: Path, conn: tuple[bytes, bytes | None, bytes | None]) -> bytes:

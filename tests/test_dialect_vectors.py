@@ -15,9 +15,6 @@ tests skip locally and fail in CI.
 
 from __future__ import annotations
 
-import contextlib
-import io
-import itertools
 import json
 import os
 from functools import cache
@@ -26,6 +23,7 @@ from typing import Any
 
 import pytest
 from helpers import run_ref, unavailable
+from rules_helpers import make_here
 
 from pycdb import Reader
 from pycdb.cli import main
@@ -65,31 +63,6 @@ def _params() -> list[Any]:
         found = cases(dialect)
         out += [pytest.param(dialect, i, id=f"{dialect}-{i}") for i in range(len(found))]
     return out or [pytest.param(None, None, id="no-vectors")]
-
-
-_counter = itertools.count()
-
-
-def make(workdir: Path, dialect: str, text: bytes) -> tuple[int, str]:
-    """``pycdb make --dialect D out.cdb out.tmp < text`` in this process,
-    standard input a real file: (exit code, standard error)."""
-    src = workdir / f"in{next(_counter)}"
-    src.write_bytes(text)
-    fd = os.open(src, os.O_RDONLY)
-    saved = os.dup(0)
-    err = io.StringIO()
-    try:
-        os.dup2(fd, 0)
-        with contextlib.redirect_stderr(err):
-            code = main(
-                ["make", "--dialect", dialect, str(workdir / "out.cdb"), str(workdir / "out.tmp")]
-            )
-    finally:
-        os.dup2(saved, 0)
-        os.close(saved)
-        os.close(fd)
-        src.unlink()
-    return code, err.getvalue()
 
 
 def check(
@@ -135,10 +108,9 @@ def test_vector(
         )
     case = cases(dialect)[index]
     text = case["rules"].encode("latin-1")
-    code, err = make(tmp_path, dialect, text)
+    code, err, out_cdb = make_here(tmp_path, text, "--dialect", dialect)
     capfdbinary.readouterr()
-    out_cdb = tmp_path / "out.cdb"
-    assert not (tmp_path / "out.tmp").exists()
+    assert not os.path.exists(f"{out_cdb}.tmp")
     if case["exit"] == "hang":
         assert code == 100, err
         assert "loops for ever" in err and not out_cdb.exists()
