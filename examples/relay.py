@@ -3,8 +3,8 @@ database, forward-confirmed host names, rblsmtpd and qmail-smtpd's
 rcpthosts/RELAYCLIENT, on aiosmtpd (pycdb.integrations.aiosmtpd).
 
     python examples/relay.py --rules RULES.cdb --rcpthosts FILE \\
-        [--morercpthosts CDB] --listen HOST:PORT [--paranoid | --no-paranoid] [--dns-server IP] \\
-        [--defer-on-dns-failure] --maildir DIR
+        [--morercpthosts CDB] --listen HOST:PORT [--paranoid | --no-paranoid] \\
+        [--dns-server IP] [--defer-on-dns-failure] --maildir DIR
 
 Every accepted message is stored in the Maildir DIR, once per recipient,
 with the two lines qmail-local puts in front of a Maildir delivery:
@@ -45,7 +45,7 @@ import os
 import signal
 import socket
 import sys
-from typing import NoReturn
+from typing import Callable, NoReturn, TypeVar
 
 import pycdb
 from pycdb.remotehost import RemoteHostResolver
@@ -69,6 +69,8 @@ except ModuleNotFoundError as exc:
 QUEUE_FAILED = "451 qq write error or disk full (#4.3.0)"
 
 log = logging.getLogger("relay.py")
+
+T = TypeVar("T")
 
 # qmail's quote.c: the bytes a local part may hold unquoted.
 _UNQUOTED = frozenset(c for c in range(33, 127) if chr(c) not in ' "(),:;<>@[\\]')
@@ -154,7 +156,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     mode = parser.add_mutually_exclusive_group()
     mode.add_argument("--paranoid", dest="paranoid", action="store_true", default=True)
     mode.add_argument("--no-paranoid", dest="paranoid", action="store_false")
-    parser.add_argument("--dns-server", metavar="IP", help="default: $DNSCACHEIP")
+    parser.add_argument(
+        "--dns-server", metavar="IP", help="default: $DNSCACHEIP, else /etc/resolv.conf's"
+    )
     parser.add_argument(
         "--defer-on-dns-failure",
         action="store_true",
@@ -175,23 +179,42 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
+class Fatal(Exception):
+    """A file the relay cannot start without: the message names the
+    option, the file and what is wrong."""
+
+
+def opened(option: str, path: str, open_it: Callable[[str], T]) -> T:
+    """``open_it(path)``, its OSError or pycdb.Error a :class:`Fatal`."""
+    try:
+        return open_it(path)
+    except OSError as exc:
+        raise Fatal(f"unable to read {option} {path}: {exc.strerror or exc}") from None
+    except pycdb.Error as exc:  # a damaged database, or rules text given as one
+        hint = " (compile rules text first: pycdb make)" if option == "--rules" else ""
+        raise Fatal(f"unable to read {option}: {exc}{hint}") from None
+
+
 async def serve(args: argparse.Namespace) -> None:
-    rules = RuleSet(args.rules, reload_interval=0)
+    rules = opened("--rules", args.rules, lambda path: RuleSet(path, reload_interval=0))
     resolver = RemoteHostResolver(
         paranoid=args.paranoid,
         nameservers=None if args.dns_server is None else [args.dns_server],
     )
-    try:
-        policy = RelayPolicy(
+    rcpthosts = opened("--rcpthosts", args.rcpthosts, read_rcpthosts)
+
+    def policy_with(more: str | None) -> RelayPolicy:
+        return RelayPolicy(
             rules,
-            read_rcpthosts(args.rcpthosts),
+            rcpthosts,
             resolver,
             defer_on_dns_failure=args.defer_on_dns_failure,
-            morercpthosts=args.morercpthosts,
+            morercpthosts=more,
         )
-    except pycdb.CorruptError as exc:  # the rules database was read whole above
-        raise OSError(errno.EINVAL, f"unable to read morercpthosts: {exc}") from None
-    handler = MaildirDelivery(args.maildir)
+
+    more = args.morercpthosts
+    policy = policy_with(None) if more is None else opened("--morercpthosts", more, policy_with)
+    handler = opened("--maildir", args.maildir, MaildirDelivery)
     hostname = socket.gethostname()
     loop = asyncio.get_running_loop()
     server = await loop.create_server(
@@ -212,11 +235,11 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="relay.py: %(message)s")
     try:
         asyncio.run(serve(args))
-    except OSError as exc:
+    except Fatal as exc:
         print(f"relay.py: fatal: {exc}", file=sys.stderr)
         return 111
-    except pycdb.Error as exc:  # a damaged rules database, or rules text given as one
-        print(f"relay.py: fatal: unable to read the rules database: {exc}", file=sys.stderr)
+    except OSError as exc:  # the address to listen on
+        print(f"relay.py: fatal: unable to listen on {args.listen}: {exc}", file=sys.stderr)
         return 111
     return 0
 

@@ -24,10 +24,21 @@ from .errors import DialectError, TooLargeError
 try:
     from ._cdb import ffi, lib
 except ImportError as exc:  # pragma: no cover - exercised by the backend tests
-    raise ImportError(
-        f"pycdb's C extension is not available: {exc}. "
-        "Reinstall pycdb with a C compiler present, or use PYCDB_BACKEND=pure."
-    ) from exc
+    import os.path
+
+    _here = os.path.dirname(os.path.abspath(__file__))
+    _top = os.path.dirname(_here)
+    if os.path.exists(os.path.join(_top, "pyproject.toml")) and os.path.isdir(
+        os.path.join(_top, "src_c")
+    ):
+        _advice = (
+            f"this pycdb is the unbuilt source tree in {_top} (Python looks in the current "
+            "directory first): run from another directory, or build it in place "
+            "(pip install -e .)"
+        )
+    else:
+        _advice = "reinstall pycdb with a C compiler present, or use PYCDB_BACKEND=pure."
+    raise ImportError(f"pycdb's C extension is not available ({exc}): {_advice}") from exc
 
 _built = ffi.string(lib.pycdb_version()).decode()
 if _built != __version__:  # pragma: no cover - a stale in-place build

@@ -11,7 +11,9 @@ active backend.
 
 from __future__ import annotations
 
+import signal
 from collections.abc import Iterator
+from types import FrameType
 
 import pytest
 from helpers import SLOW, unavailable
@@ -26,6 +28,17 @@ _COMMON = dict(
 settings.register_profile("default", max_examples=60, **_COMMON)
 settings.register_profile("slow", max_examples=1000, **_COMMON)
 settings.load_profile("slow" if SLOW else "default")
+
+
+def _interrupted(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+# A run ended by SIGTERM or SIGHUP (a timeout, a closed terminal) unwinds as
+# Ctrl-C does, so the fixtures stop the servers they started (dnsmasq,
+# tcpserver) instead of leaving them running on loopback.
+for _signum in (signal.SIGTERM, signal.SIGHUP):
+    signal.signal(_signum, _interrupted)
 
 
 def _cffi_problem() -> str | None:

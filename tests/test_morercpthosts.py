@@ -118,7 +118,7 @@ def test_missing_or_damaged_when_made(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     ("given", "says"),
-    [("NONE", "No such file"), ("TEXT", "unable to read morercpthosts")],
+    [("NONE", "No such file"), ("TEXT", "unable to read --morercpthosts")],
 )
 def test_relay_option(tmp_path: Path, given: str, says: str) -> None:
     (tmp_path / "text").write_text("more.example\n")

@@ -247,13 +247,25 @@ def run_relay(tmp_path: Path, *args: str, prelude: str = "") -> subprocess.Compl
         (["--dns-server", "dns.example"], 100, "--dns-server needs an IP address"),
         (["--dns-server", "999.1.1.1"], 100, "--dns-server needs an IP address"),
         (["--bogus"], 100, "unrecognized arguments"),
-        (["--rules", "/nonexistent/rules.cdb"], 111, "No such file"),
-        (["--rules", "/"], 111, "Is a directory"),
-        (["--rules", "RULES_TEXT"], 111, "unable to read the rules database"),
-        (["--rcpthosts", "/nonexistent/rcpthosts"], 111, "No such file"),
+        (
+            ["--rules", "/nonexistent/rules.cdb"],
+            111,
+            "--rules /nonexistent/rules.cdb: No such file",
+        ),
+        (["--rules", "/"], 111, "unable to read --rules /: Is a directory"),
+        (
+            ["--rules", "RULES_TEXT"],
+            111,
+            "not a cdb file: 7 bytes, shorter than the 2048-byte header (compile rules text first",
+        ),
+        (
+            ["--rcpthosts", "/nonexistent/rcpthosts"],
+            111,
+            "--rcpthosts /nonexistent/rcpthosts: No such",
+        ),
         (["--rcpthosts", "/dev/zero"], 111, "character device"),
-        (["--maildir", "/etc/passwd"], 111, "not a Maildir"),
-        (["--listen", "192.0.2.1:25"], 111, "192.0.2.1"),
+        (["--maildir", "/etc/passwd"], 111, "unable to read --maildir /etc/passwd: not a Maildir"),
+        (["--listen", "192.0.2.1:25"], 111, "unable to listen on 192.0.2.1:25"),
     ],
 )
 def test_relay_command_errors(tmp_path: Path, args: list[str], status: int, says: str) -> None:

@@ -85,7 +85,8 @@ TCPREMOTEHOST and TCPREMOTEINFO from the environment, or:
                  "host" and "lookup" (the outcome: why there is no name)
     --paranoid       keep the name only when confirmed: tcpserver -p (default)
     --no-paranoid    keep the PTR name unchecked: tcpserver -P
-    --dns-server IP  ask this DNS server (default: $DNSCACHEIP, as tcpserver)
+    --dns-server IP  ask this DNS server (default: $DNSCACHEIP, as tcpserver;
+                     else /etc/resolv.conf's)
     --timeout SECONDS  give up the lookup after this long (default 10):
                      no name, as tcpserver after a failed lookup
     A lookup that fails (timeout, SERVFAIL, no server) is said in one
