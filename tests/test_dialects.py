@@ -362,3 +362,27 @@ def test_convert_command(tmp_path: Path) -> None:
     assert code == 100 and "loops for ever" in err
     with Reader(build(tmp_path, RULES, FEH)) as r:  # the keys of a fork's database
         assert recognise(r.keys()).dialect == FEH
+
+
+def test_review_messages(tmp_path: Path) -> None:
+    """Words found wrong in review: ucspi-tcp6 skips only lines with
+    neither ':' nor ','; a 0.88 reading of a fork's database that fails
+    names --dialect; an ident answer holding ':' in an IPv4 rule is
+    refused for what it is, not as an IPv6 rule."""
+    out = str(tmp_path / "o.cdb")
+    code, _, err = run(
+        ["make", "--dialect", FEH, out, out + ".tmp"], b"foo bar\n1:allow\n", tmp_path
+    )
+    assert code == 0 and "-:1: neither ':' nor ',' on this line" in err and "ADDRESS,allow" in err
+    code, _, err = run(["make", out, out + ".tmp"], b"foo bar\n", tmp_path)
+    assert code == 0 and "-:1: no ':' on this line" in err
+    fefe = build(tmp_path, b"1::2::3:allow\n", FEFE)
+    code, _, err = run(["decompile", str(fefe)], None, tmp_path)
+    assert code == 100 and "--dialect ucspi-tcp-ipv6 or --dialect ucspi-tcp6" in err
+    code, _, err = run(["decompile", "--dialect", CLASSIC, str(fefe)], None, tmp_path)
+    assert code == 100 and "--dialect ucspi-tcp-ipv6" not in err
+    src = tmp_path / "ident"
+    src.write_bytes(b"jo:e@1.2.3.4:allow\n")
+    for to, why in ((FEH, "read the address as IPv6"), (CLASSIC, "ends the address")):
+        code, _, err = run(["convert", "--from", FEFE, "--to", to, str(src)], None, tmp_path)
+        assert code == 100 and "its ident answer holds ':'" in err and why in err, err

@@ -54,7 +54,7 @@ from .._files import looks_like_text
 from ..errors import RulesSyntaxError, TooLargeError
 from ..rules.cidr import Expanded, expand_cidr
 from ..rules.compiler import Skipped, compile_into
-from ..rules.dialects import CLASSIC, get
+from ..rules.dialects import CLASSIC, FEH, get
 from ..writer import Writer
 from . import _dialect
 from ._util import Fatal, oserror_text, split_options, usage, write_err, write_out
@@ -202,15 +202,22 @@ def _read_stdin(name: str) -> Iterator[bytes]:
         yield chunk
 
 
-def _warn_skipped(name: str, skipped: Skipped) -> None:
+def _warn_skipped(name: str, skipped: Skipped, dialect: str) -> None:
+    # ucspi-tcp6's tcprules skips only lines with neither ':' nor ',' (its
+    # address may also end at a ',': ADDRESS,allow).
+    if dialect == FEH:
+        missing, rule = "neither ':' nor ','", "ADDRESS:allow or ADDRESS,allow"
+    else:
+        missing, rule = "no ':'", "ADDRESS:allow or ADDRESS:deny"
     for lineno in skipped.first:
         write_err(
-            f"pycdb: warning: {name}:{lineno}: no ':' on this line, so tcprules skips it "
-            "without a word (a rule is ADDRESS:allow or ADDRESS:deny)\n"
+            f"pycdb: warning: {name}:{lineno}: {missing} on this line, so tcprules skips "
+            f"it without a word (a rule is {rule})\n"
         )
     more = skipped.count - len(skipped.first)
     if more > 0:
-        write_err(f"pycdb: warning: {name}: {more} more lines without ':' skipped\n")
+        without = "without ':'" if dialect != FEH else "with neither ':' nor ','"
+        write_err(f"pycdb: warning: {name}: {more} more lines {without} skipped\n")
 
 
 def _report_expanded(name: str, expanded: list[Expanded]) -> None:
@@ -298,6 +305,6 @@ def main(command: str, args: list[str]) -> int:
         ) from None
     except MemoryError:
         raise Fatal(111, "out of memory") from None
-    _warn_skipped(name, skipped)
+    _warn_skipped(name, skipped, lang.name)
     _report_expanded(name, expanded)
     return 0

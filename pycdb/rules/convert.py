@@ -177,12 +177,22 @@ class _Converter:
     def ipv6(self, line: _Line, address: bytes) -> bytes:
         """An address holding a ``:`` (an IPv6 rule, or an ident rule for one)."""
         source, target = self.source.name, self.target.name
+        at = address.rfind(b"@") if source == FEFE else address.find(b"@")
+        user, target_text = (address[: at + 1], address[at + 1 :]) if at >= 0 else (b"", address)
+        if at >= 0 and 58 not in target_text:  # the ':' is the ident answer's
+            raise self.refuse(
+                line,
+                "its ident answer holds ':', which "
+                + (
+                    "ends the address of an ucspi-tcp 0.88 rule"
+                    if target == CLASSIC
+                    else f"makes {target}'s tcprules read the address as IPv6 (another key)"
+                ),
+            )
         if target == CLASSIC:
             raise self.refuse(
                 line, "ucspi-tcp 0.88 has no IPv6, so no rule of it decides an IPv6 client"
             )
-        at = address.rfind(b"@") if source == FEFE else address.find(b"@")
-        user, target_text = (address[: at + 1], address[at + 1 :]) if at >= 0 else (b"", address)
         if at >= 0 and 64 in user[:-1]:
             raise self.refuse(line, "an ident answer holding '@' is split otherwise by ucspi-tcp6")
         if at >= 0 and 47 in target_text:

@@ -272,8 +272,9 @@ class Decompiled:
             yield b"".join(out)
 
 
-def _refusal(buf: Any, report: ValidationReport) -> DecompileError | None:
-    """Why no text rebuilds the file, or None when one does."""
+def _refusal(buf: Any, report: ValidationReport, forced: bool) -> DecompileError | None:
+    """Why no text rebuilds the file, or None when one does (``forced``:
+    the dialect was given, not recognised)."""
     name = report.name
     structural = [f for f in report.findings if not f.code.startswith("rules-")]
     if structural:
@@ -290,6 +291,11 @@ def _refusal(buf: Any, report: ValidationReport) -> DecompileError | None:
         dpos = pos + 8 + len(key)
         dlen = PAIR.unpack_from(buf, pos)[1]
         why = _why(key, bytes(buf[dpos : dpos + dlen]), report.dialect) or f.message
+        if not forced and report.dialect == CLASSIC and 58 in key:  # ':'
+            why += (
+                "; if an IPv6 tcprules wrote this database, name it: --dialect "
+                "ucspi-tcp-ipv6 or --dialect ucspi-tcp6"
+            )
         more = len(report.findings) + report.suppressed - 1
         extra = f" (and {more} more such records)" if more else ""
         return DecompileError(
@@ -340,7 +346,7 @@ def decompile(
         label = name or os.fsdecode(source)
     try:
         report = validate_rules_bytes(buf, label, rules=True, limit=100, dialect=dialect)
-        refusal = _refusal(buf, report)
+        refusal = _refusal(buf, report, dialect is not None)
         notes: list[str] = []
         if refusal is not None:
             if not salvage:

@@ -367,7 +367,9 @@ def fork_of(key: bytes) -> str | None:
     and its CIDR keys (:func:`cidr_bits`); ucspi-tcp-ipv6's: IPv6 text in
     any other spelling without ``=`` (``2001:db8::1``, ``2001:db8:``),
     which ucspi-tcp6 would have stored in the full form.  This is what
-    ``recognise`` in :mod:`pycdb.rules.dialects` counts."""
+    ``recognise`` in :mod:`pycdb.rules.dialects` counts.  (The full form
+    is also what ucspi-tcp-ipv6's tcprules keeps for an address written
+    in full, a rule its tcpserver never matches: docs/dialects.md §8.)"""
     from ._names import FEFE, FEH
 
     at = key.find(b"@")
