@@ -33,8 +33,8 @@ except ImportError as exc:  # pragma: no cover - exercised by the backend tests
     ):
         _advice = (
             f"this pycdb is the unbuilt source tree in {_top} (Python looks in the current "
-            "directory first): run from another directory, or build it in place "
-            "(pip install -e .)"
+            "directory first): run from another directory, build it in place "
+            "(pip install -e .), or use PYCDB_BACKEND=pure."
         )
     else:
         _advice = "reinstall pycdb with a C compiler present, or use PYCDB_BACKEND=pure."

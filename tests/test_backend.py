@@ -107,7 +107,7 @@ def test_forcing_cffi_when_it_is_missing_says_why():
     proc = run_python(FIRST_USE, "cffi", hide_c=True)
     assert proc.returncode == 1
     last = proc.stderr.strip().splitlines()[-1]
-    assert last.startswith("ImportError: pycdb's C extension is not available: ")
+    assert last.startswith("ImportError: pycdb's C extension is not available (")
     assert "hidden by the test" in last  # the underlying reason
     assert "PYCDB_BACKEND=pure" in last  # and what to do
 
